@@ -41,7 +41,8 @@ def require_aware(when: datetime, name: str = "start") -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         msg = (
             f"`{name}` must be timezone-aware; got naive {when.isoformat()}. "
-            "Attach the recording's time zone, e.g. `when.replace(tzinfo=ZoneInfo('Europe/Amsterdam'))`."
+            "Attach the recording's time zone, e.g. "
+            "`when.replace(tzinfo=ZoneInfo('Europe/Amsterdam'))`."
         )
         raise ValueError(msg)
     return when
