@@ -113,6 +113,24 @@ def evaluate(
         console.print(f"wrote {len(result.files)} files to {out}")
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs.")] = Path(
+        "sleepstream-demo"
+    ),
+) -> None:
+    """Run the demo job on the bundled real night.
+
+    Reads it, prints what it holds and its night statistics, draws the hypnogram and
+    exports it as CSV, BIDS TSV and EDF+ (each read back to check the round trip).
+    """
+    from stream.demo import run_demo
+
+    result = run_demo(out)
+    if not all(result.round_trips.values()):
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Entry point of the ``sleepstream`` console script."""
     app()
