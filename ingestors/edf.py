@@ -8,14 +8,14 @@ files onto these names), together with the header fields and the EDF+ annotation
 EDF stores the local clock time of the recording without a time zone; the caller says which
 zone that clock was in (``tz``), and the reader attaches it.
 
-Before handing a file to pyedflib the fixed-size header is checked here, so that a file that
-is not EDF, a truncated file or a channel with a non-positive sampling rate is reported with
-the file, the field or channel, what was expected and how to fix it.
+Before handing a file to pyedflib the fixed-size header is checked
+(:mod:`ingestors._edf_header`), so that a file that is not EDF, a truncated file or a channel
+with a non-positive sampling rate is reported with the file, the field or channel, what was
+expected and how to fix it.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,13 +23,14 @@ from datetime import datetime, tzinfo
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyedflib
 from numpy.typing import NDArray
 
+from ingestors._edf_header import RawHeader, norm_label, read_header, sampling_rates
 from ingestors.errors import DataFormatError, DataQualityWarning, format_problem
 from ingestors.types import Event, TimeSeries
 
@@ -65,22 +66,10 @@ DEFAULT_ALIASES: Final[Mapping[str, str]] = MappingProxyType(
     {label: name for name, labels in _CANONICAL_LABELS.items() for label in (name, *labels)}
 )
 
-_WS = re.compile(r"\s+")
-_ANNOTATION_LABELS: Final = frozenset({"edfannotations", "bdfannotations"})
-_FIXED_HEADER_BYTES: Final = 256
-# Widths of the per-signal header fields, each stored for all signals in turn: label,
-# transducer, dimension, physical min/max, digital min/max, prefilter, samples per record,
-# reserved (EDF specification, section 2.1.3).
-_SIGNAL_WIDTHS: Final = (16, 80, 8, 8, 8, 8, 8, 80, 8, 32)
-
-
-def _norm(label: str) -> str:
-    return _WS.sub("", label).lower()
-
 
 def _normalised_aliases(aliases: Mapping[str, str]) -> dict[str, str]:
-    table = {_norm(name): name for name in aliases.values()}
-    table.update({_norm(label): name for label, name in aliases.items()})
+    table = {norm_label(name): name for name in aliases.values()}
+    table.update({norm_label(label): name for label, name in aliases.items()})
     return table
 
 
@@ -104,7 +93,7 @@ def resolve_channel(label: str, aliases: Mapping[str, str] = DEFAULT_ALIASES) ->
     if not isinstance(label, str):
         msg = f"`label` must be a str; got {type(label).__name__}. Pass the channel label text."
         raise TypeError(msg)
-    return _normalised_aliases(aliases).get(_norm(label), label.strip())
+    return _normalised_aliases(aliases).get(norm_label(label), label.strip())
 
 
 def as_timezone(tz: tzinfo | str, name: str = "tz") -> tzinfo:
@@ -211,104 +200,6 @@ class EdfRecording:
         return TimeSeries(ch.name, ch.t_s, ch.data, ch.unit, self.start)
 
 
-class _RawHeader(NamedTuple):
-    file_type: str
-    n_records: int
-    record_s: float
-    labels: list[str]
-    samples_per_record: list[int]
-    patient_id: str
-    recording_id: str
-
-
-def _number(path: Path, raw: bytes, name: str, kind: type[int] | type[float]) -> Any:
-    text = raw.decode("latin-1").strip()
-    try:
-        return kind(text)
-    except ValueError:
-        raise DataFormatError(
-            path, "header field is not a number", field=name, got=text,
-            fix="The file is not a valid EDF file or its header is damaged.",
-        ) from None
-
-
-def _read_header(path: Path) -> _RawHeader:
-    with path.open("rb") as fh:
-        head = fh.read(_FIXED_HEADER_BYTES)
-        if len(head) < _FIXED_HEADER_BYTES:
-            raise DataFormatError(
-                path, "file is shorter than the 256-byte EDF header", got=f"{len(head)} bytes",
-                fix="The file is truncated or is not an EDF file.",
-            )
-        is_bdf = head[:8] == b"\xffBIOSEMI"
-        if head[:8] != b"0       " and not is_bdf:
-            raise DataFormatError(
-                path, "not an EDF/BDF file", field="version",
-                expected="'0' (EDF) or '\\xffBIOSEMI' (BDF) in the first 8 bytes", got=head[:8],
-                fix="Check that this is an EDF file and that it was copied in binary mode.",
-            )
-        n_signals = _number(path, head[252:256], "number of signals", int)
-        body = fh.read(_FIXED_HEADER_BYTES * max(n_signals, 0))
-        size = fh.seek(0, 2)
-    if n_signals < 1:
-        raise DataFormatError(path, "header declares no signal", field="number of signals",
-                              expected="at least 1", got=n_signals,
-                              fix="The header is damaged; re-export the recording.")
-    if len(body) < _FIXED_HEADER_BYTES * n_signals:
-        raise DataFormatError(
-            path, "file is truncated inside the signal headers",
-            expected=f"{_FIXED_HEADER_BYTES * (n_signals + 1)} header bytes for {n_signals} "
-            "signals", got=f"{size} bytes", fix="Copy or download the file again.",
-        )
-
-    def column(index: int) -> list[bytes]:
-        start = sum(width for width in _SIGNAL_WIDTHS[:index]) * n_signals
-        width = _SIGNAL_WIDTHS[index]
-        return [body[start + k * width:start + (k + 1) * width] for k in range(n_signals)]
-
-    labels = [raw.decode("latin-1").strip() for raw in column(0)]
-    reserved = head[192:236].decode("latin-1").strip()
-    base = "BDF" if is_bdf else "EDF"
-    header = _RawHeader(
-        reserved[:5] if reserved[:5] in {f"{base}+C", f"{base}+D"} else base,
-        _number(path, head[236:244], "number of data records", int),
-        _number(path, head[244:252], "duration of a data record", float), labels,
-        [_number(path, raw, f"samples per record of {lab!r}", int)
-         for raw, lab in zip(column(8), labels, strict=True)],
-        head[8:88].decode("latin-1").strip(), head[88:168].decode("latin-1").strip(),
-    )
-    _check_size(path, header, size, 3 if is_bdf else 2)
-    return header
-
-
-def _check_size(path: Path, header: _RawHeader, size: int, bytes_per_sample: int) -> None:
-    if header.n_records < 0:  # -1: still recording; EDF allows it, the size is unknown
-        return
-    record_bytes = sum(header.samples_per_record) * bytes_per_sample
-    expected = _FIXED_HEADER_BYTES * (len(header.labels) + 1) + header.n_records * record_bytes
-    if size < expected:
-        raise DataFormatError(
-            path, "file is truncated", expected=f"{expected} bytes for {header.n_records} data "
-            "records", got=f"{size} bytes", fix="Copy or download the file again.",
-        )
-
-
-def _sampling_rates(path: Path, header: _RawHeader) -> list[float]:
-    """Rates of the ordinary signals (annotation signals left out, as pyedflib does)."""
-    rates = []
-    for label, spr in zip(header.labels, header.samples_per_record, strict=True):
-        if _norm(label) in _ANNOTATION_LABELS:
-            continue
-        if spr <= 0 or header.record_s <= 0:
-            raise DataFormatError(
-                path, f"sampling rate of channel {label!r} is not positive", field=label,
-                expected="samples per record > 0 and record duration > 0 s",
-                got=f"{spr} samples per {header.record_s} s",
-                fix="The header is damaged; re-export the recording or drop this channel.",
-            )
-        rates.append(spr / header.record_s)
-    return rates
-
 
 def _open(path: Path) -> Any:
     try:
@@ -335,9 +226,9 @@ def _select(
     table = _normalised_aliases(aliases)
     picked: list[int] = []
     for want in channels:
-        keys = {_norm(want), _norm(table.get(_norm(want), want))}
+        keys = {norm_label(want), norm_label(table.get(norm_label(want), want))}
         hits = [i for i, (lab, nam) in enumerate(zip(labels, names, strict=True))
-                if keys & {_norm(lab), _norm(nam)}]
+                if keys & {norm_label(lab), norm_label(nam)}]
         if not hits:
             have = ", ".join(f"{nam!r} (label {lab!r})" for lab, nam in zip(labels, names,
                                                                              strict=True))
@@ -358,7 +249,7 @@ def _canonical_names(path: Path, labels: list[str], aliases: Mapping[str, str]) 
     table = _normalised_aliases(aliases)
     names: list[str] = []
     for i, label in enumerate(labels):
-        name = table.get(_norm(label), label.strip())
+        name = table.get(norm_label(label), label.strip())
         if name in names:
             first = labels[names.index(name)]
             new = label.strip() if label.strip() not in names else f"{label.strip()} ({i})"
@@ -420,14 +311,14 @@ def read_edf(
     if not path.is_file():
         msg = f"EDF file {str(path)!r} does not exist; check the path."
         raise FileNotFoundError(msg)
-    header = _read_header(path)
+    header = read_header(path)
     if header.file_type.endswith("+D"):
         raise DataFormatError(
             path, "discontinuous EDF+D/BDF+D files cannot be read (pyedflib refuses them)",
             field="reserved", expected="EDF+C or plain EDF", got=header.file_type,
             fix="Convert it to EDF+C first, e.g. with EDFbrowser (Tools > Convert EDF+D).",
         )
-    rates = _sampling_rates(path, header)
+    rates = sampling_rates(path, header)
     reader = _open(path)
     try:
         return _build(path, header, rates, reader, channels, aliases, zone)
@@ -436,7 +327,7 @@ def read_edf(
 
 
 def _build(
-    path: Path, header: _RawHeader, rates: list[float], reader: Any,
+    path: Path, header: RawHeader, rates: list[float], reader: Any,
     channels: Sequence[str] | None, aliases: Mapping[str, str], zone: tzinfo,
 ) -> EdfRecording:
     labels = [str(lab) for lab in reader.getSignalLabels()]

@@ -1,5 +1,7 @@
-"""Small real recordings shipped with the package, so that the demo and the stream run
-out of the box. See ``ATTRIBUTION.md`` in this folder for their origin and licence.
+"""Small real recordings shipped with the package.
+
+They let the demo and the stream run out of the box. See ``ATTRIBUTION.md`` in this
+folder for their origin and licence.
 """
 
 from __future__ import annotations
