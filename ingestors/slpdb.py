@@ -3,15 +3,15 @@
 A record ``<rec>`` is three text files in one folder:
 
 * ``<rec>.hea``, the WFDB header (sampling rate, start, signals, ``# age sex weight ...``);
-* ``<rec>.rr``, WFDB ``ann2rr`` output of the expert beat annotations, one beat per line:
-  ``start_time <TAB> type_of_previous_beat <TAB> RR_seconds <TAB> beat_type <TAB> end_time``;
+* ``<rec>.rr``, WFDB ``ann2rr`` output of the expert beat annotations, one beat per line;
 * ``<rec>.an``, WFDB ``rdann`` output of the ``.st`` annotations: one line per 30-s epoch whose
   ``Aux`` text starts with the R&K stage and goes on with the events scored in that epoch.
 
-The header is required; a record without ``.rr`` or ``.an`` still reads, with that part
-``None`` and a note in :attr:`SlpdbRecord.problems`, which also lists what is odd but
-faithful to the source (late scoring, RR gaps of minutes, doubly annotated beats); warnings
-are kept for what the reader repaired. Malformed files raise
+:mod:`ingestors.wfdb_text` parses these formats; this module holds what is SLPDB's own: codes,
+time zone, subjects and records. The header is required; a record without ``.rr`` or ``.an``
+still reads, with that part ``None`` and a note in :attr:`SlpdbRecord.problems`, which also
+lists what is odd but faithful to the source (late scoring, RR gaps of minutes, doubly
+annotated beats); warnings are kept for what the reader repaired. Malformed files raise
 :class:`~ingestors.errors.DataFormatError` naming the file, the 1-based line and the field.
 Recordings were made in Boston (Beth Israel Hospital), so clock times are read in
 ``America/New_York``.
@@ -38,26 +38,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingestors.errors import DataFormatError, DataQualityWarning
-from ingestors.types import EPOCH_S, NOMINAL_START, Event, Hypnogram, TimeSeries, require_aware
+from ingestors.types import EPOCH_S, NOMINAL_START, Event, Hypnogram, require_aware
+from ingestors.wfdb_text import (
+    Beats,
+    SignalSpec,
+    WfdbSource,
+    read_ann2rr,
+    read_header_fields,
+    read_rdann_epochs,
+)
 from models.stages import Stage, StageCodeError, parse_stage, parse_stages
 
 __all__ = [
-    "BEAT_CODES",
-    "EVENT_CODES",
-    "SLPDB_TIMEZONE",
-    "STAGE_CODES",
-    "Beats",
-    "SignalSpec",
-    "SlpdbAnnotations",
-    "SlpdbHeader",
-    "SlpdbRecord",
-    "list_records",
-    "read_annotations",
-    "read_header",
-    "read_record",
-    "read_rr",
-    "read_slpdb",
-    "subject_of",
+    "BEAT_CODES", "EVENT_CODES", "SLPDB_TIMEZONE", "STAGE_CODES", "Beats", "SignalSpec",
+    "SlpdbAnnotations", "SlpdbHeader", "SlpdbRecord", "list_records", "read_annotations",
+    "read_header", "read_record", "read_rr", "read_slpdb", "subject_of",
 ]
 
 #: Time zone of the Beth Israel Hospital sleep laboratory, Boston.
@@ -87,57 +82,12 @@ BEAT_CODES: Final[Mapping[str, str]] = {
     "Q": "unclassifiable beat",
 }
 
-_RR_TOLERANCE_S: Final = 0.002  # times and RR are printed to 1 ms; allow both roundings
 _LONG_RR_S: Final = 3.0  # longer: beats missing from the annotation (signal loss)
 _SHORT_RR_S: Final = 0.2  # shorter (> 300 bpm): a beat annotated twice
-_CLOCK = r"(?:(\d+):)?(\d{1,2}):(\d{1,2}\.\d+)"  # rdann/ann2rr: [h:]mm:ss.sss
-_CLOCK_RE: Final = re.compile(r" *" + _CLOCK)
-_BEAT = "[" + "".join(BEAT_CODES) + "]"
-_RR_LINE: Final = re.compile(
-    rf"^ *{_CLOCK}\t(\[0\]|{_BEAT})\t(\d+\.\d+)\t({_BEAT})\t *{_CLOCK}$", re.MULTILINE
-)
-_FS_RE: Final = re.compile(r"(\d+(?:\.\d*)?)(?:/(\d+(?:\.\d*)?)(?:\((-?\d+(?:\.\d*)?)\))?)?")
-_GAIN_RE: Final = re.compile(r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(\S+))?")
-_HEA_TIME_RE: Final = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d+)?)")
-_HEA_DATE_RE: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
 _SUBJECT_INFO_RE: Final = re.compile(r"(\d+|x)\s+([MFx])\s+(\d+(?:\.\d+)?|x)\b.*")
 _RECORD_RE: Final = re.compile(r"slp\d{2}[a-z]?")
 _SPLIT_NIGHT_RE: Final = re.compile(r"(slp\d{2})[ab]")
-
-
-@dataclass(frozen=True)
-class SignalSpec:
-    """One signal line of a WFDB header.
-
-    Attributes
-    ----------
-    description : str
-        Signal name as written (``"ECG"``, ``"EEG (C4-A1)"``, ``"Resp (nasal)"``).
-    file : str
-        Sample file (``"slp01a.dat"``; not part of this text-only copy).
-    format : int
-        WFDB storage format (212 for every SLPDB signal).
-    gain : float
-        ADC units per physical unit; negative for inverted signals; 0 in the file means
-        WFDB's default 200.
-    baseline : int
-        ADC value of 0 physical units; defaults to ``adc_zero`` when the file omits it.
-    unit : str
-        Physical unit; WFDB's default ``"mV"`` when the file omits it.
-    adc_bits : int
-        ADC resolution in bits.
-    adc_zero : int
-        ADC value at the middle of the input range.
-    """
-
-    description: str
-    file: str
-    format: int
-    gain: float
-    baseline: int
-    unit: str
-    adc_bits: int
-    adc_zero: int
+_SLPDB: Final = WfdbSource("slpdb", SLPDB_TIMEZONE, tuple(BEAT_CODES))
 
 
 @dataclass(frozen=True)
@@ -191,90 +141,6 @@ class SlpdbHeader:
     def duration_s(self) -> float:
         """Recording length in seconds, ``n_samples / fs_hz``."""
         return self.n_samples / self.fs_hz
-
-
-@dataclass(frozen=True, eq=False)
-class Beats:
-    """Expert-annotated heartbeats of one record (a parsed ``<rec>.rr``).
-
-    Attributes
-    ----------
-    record : str
-        Record name.
-    t_s : ndarray of float64, shape (n_beats,)
-        Beat times (``end_time`` column) in seconds since ``start``, strictly increasing.
-    rr_s : ndarray of float64, shape (n_beats,)
-        Interval in seconds ending at each beat. Where ``prev_type`` is ``""`` (the first
-        line, ``[0]`` in the file) it is the time since the record start, not an RR interval.
-    beat_type : ndarray of str, shape (n_beats,)
-        One-character code of each beat, see :data:`BEAT_CODES`.
-    prev_type : ndarray of str, shape (n_beats,)
-        Code of the previous beat, ``""`` where there is none.
-    start : datetime
-        Timezone-aware time of ``t_s == 0`` (the record start).
-    start_is_nominal : bool
-        True when the header gave no date and ``start`` is :data:`NOMINAL_START`.
-    source : str
-        File the beats were read from.
-    """
-
-    record: str
-    t_s: NDArray[np.float64]
-    rr_s: NDArray[np.float64]
-    beat_type: NDArray[np.str_]
-    prev_type: NDArray[np.str_]
-    start: datetime
-    start_is_nominal: bool = False
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        require_aware(self.start)
-        n = self.t_s.shape[0]
-        if any(a.shape != (n,) for a in (self.t_s, self.rr_s, self.beat_type, self.prev_type)):
-            msg = (
-                f"Beats {self.record!r}: t_s, rr_s, beat_type and prev_type must be 1-D of equal "
-                f"length; got shapes {self.t_s.shape}, {self.rr_s.shape}, "
-                f"{self.beat_type.shape}, {self.prev_type.shape}"
-            )
-            raise ValueError(msg)
-
-    def __len__(self) -> int:
-        return int(self.t_s.shape[0])
-
-    @property
-    def normal(self) -> NDArray[np.bool_]:
-        """Mask of normal (``N``) beats, shape (n_beats,)."""
-        return self.beat_type == "N"
-
-    @property
-    def is_interval(self) -> NDArray[np.bool_]:
-        """Mask of beats whose ``rr_s`` is a beat-to-beat interval, shape (n_beats,)."""
-        return self.prev_type != ""
-
-    @property
-    def nn(self) -> NDArray[np.bool_]:
-        """Mask of normal-to-normal intervals (this and the previous beat ``N``)."""
-        return self.normal & (self.prev_type == "N")
-
-    def rr_series(self, *, normal_only: bool = True) -> TimeSeries:
-        """RR intervals as a :class:`TimeSeries` named ``"rr"`` in seconds, timed at their beat.
-
-        Parameters
-        ----------
-        normal_only : bool
-            Keep only normal-to-normal intervals (the usual input of HRV features); with
-            False every beat-to-beat interval is kept. The first line's time since the record
-            start is never included.
-
-        Returns
-        -------
-        TimeSeries
-            ``t_s`` shape (n_intervals,) in s since ``start``; ``values`` the same shape, in s.
-        """
-        keep = self.nn if normal_only else self.is_interval
-        return TimeSeries(
-            "rr", self.t_s[keep], self.rr_s[keep], "s", self.start, self.start_is_nominal
-        )
 
 
 class SlpdbAnnotations(NamedTuple):
@@ -342,96 +208,14 @@ def subject_of(record: str) -> str:
         If ``record`` is not an SLPDB record name (``slp`` + two digits + optional letter).
     """
     if not isinstance(record, str) or not _RECORD_RE.fullmatch(record):
-        msg = (
-            f"`record` must be an SLPDB record name like 'slp01a' or 'slp32'; got {record!r}. "
-            "Pass the file stem without extension."
-        )
+        msg = (f"`record` must be an SLPDB record name like 'slp01a' or 'slp32'; got "
+               f"{record!r}. Pass the file stem without extension.")
         raise ValueError(msg)
     split = _SPLIT_NIGHT_RE.fullmatch(record)
     return split.group(1) if split else record
 
 
-def _read_text(path: Path) -> list[str]:
-    """Lines of an ASCII text file without line ends (LF or CRLF)."""
-    try:
-        text = path.read_text(encoding="ascii").replace("\r\n", "\n")
-    except UnicodeDecodeError as err:
-        raise DataFormatError(
-            path, "not an ASCII text file", expected="a WFDB text dump", got=f"byte {err.start}",
-            fix="Check that the file was not replaced by a binary WFDB file.",
-        ) from None
-    lines = text.split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
-
-
-def _clock_s(text: str) -> float | None:
-    m = _CLOCK_RE.fullmatch(text)
-    if m is None:
-        return None
-    return (int(m.group(1) or 0) * 60 + int(m.group(2))) * 60 + float(m.group(3))
-
-
-def _header_int(path: Path, token: str, field: str, line: int) -> int:
-    try:
-        return int(token)
-    except ValueError:
-        raise DataFormatError(
-            path, "not an integer", line=line, field=field, expected="an integer", got=token,
-            fix="Restore the header from the PhysioNet slpdb release.",
-        ) from None
-
-
-def _parse_start(path: Path, tokens: list[str], lineno: int) -> tuple[time, datetime | None]:
-    clock = _HEA_TIME_RE.fullmatch(tokens[0])
-    date = _HEA_DATE_RE.fullmatch(tokens[1]) if len(tokens) > 1 else None
-    try:
-        if clock is None:
-            raise ValueError(tokens[0])
-        sec = float(clock.group(3))
-        t = time(int(clock.group(1)), int(clock.group(2)), int(sec), round(sec % 1 * 1e6))
-        if len(tokens) == 1:
-            return t, None
-        if date is None:
-            raise ValueError(tokens[1])
-        year = int(date.group(3))
-        day = datetime(year + 1900 if year < 100 else year, int(date.group(2)),
-                       int(date.group(1)), tzinfo=SLPDB_TIMEZONE)
-    except ValueError:
-        raise DataFormatError(
-            path, "unparsable start time or date", line=lineno, field="start_time start_date",
-            expected="HH:MM:SS D/M/YYYY with a valid clock time and calendar date",
-            got=" ".join(tokens), fix="Correct the record line of the header.",
-        ) from None
-    return t, datetime.combine(day.date(), t, tzinfo=SLPDB_TIMEZONE)
-
-
-def _parse_signal(path: Path, line: str, lineno: int) -> SignalSpec:
-    tokens = line.split()
-    if len(tokens) < 9:
-        raise DataFormatError(
-            path, "signal line has too few fields", line=lineno, expected=(
-                "at least 9 space-separated fields: file format gain(baseline)/unit bits zero "
-                "first_value checksum block_size description"
-            ), got=line, fix="Restore the header from the PhysioNet slpdb release.",
-        )
-    gain = _GAIN_RE.fullmatch(tokens[2])
-    if gain is None:
-        raise DataFormatError(
-            path, "unparsable gain", line=lineno, field="gain",
-            expected="gain[(baseline)][/unit], e.g. 4.77778(-477)/mmHg", got=tokens[2],
-            fix="Correct the gain field of this signal line.",
-        )
-    bits, zero = (_header_int(path, tokens[i], n, lineno) for i, n in ((3, "bits"), (4, "zero")))
-    value = float(gain.group(1))
-    return SignalSpec(
-        description=" ".join(tokens[8:]), file=tokens[0],
-        format=_header_int(path, tokens[1], "format", lineno), gain=value if value else 200.0,
-        baseline=int(gain.group(2)) if gain.group(2) else zero,
-        unit=gain.group(3) or "mV", adc_bits=bits, adc_zero=zero,
-    )
-
-
-def _subject_info(comments: list[str]) -> tuple[int | None, str | None, float | None]:
+def _subject_info(comments: tuple[str, ...]) -> tuple[int | None, str | None, float | None]:
     m = _SUBJECT_INFO_RE.fullmatch(comments[0]) if comments else None
     if m is None:
         return None, None, None
@@ -460,123 +244,9 @@ def read_header(path: str | PathLike[str]) -> SlpdbHeader:
         not match the signal lines, or a record name that differs from the file name.
     """
     path = Path(path)
-    numbered = list(enumerate(_read_text(path), start=1))
-    comments = [ln.lstrip("#").strip() for _, ln in numbered if ln.lstrip().startswith("#")]
-    lines = [(i, ln) for i, ln in numbered if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise DataFormatError(path, "empty header", expected="a WFDB record line",
-                              got="no line", fix="Restore the header from PhysioNet slpdb.")
-    lineno, first = lines[0]
-    tokens = first.split()
-    fs = _FS_RE.fullmatch(tokens[2]) if len(tokens) > 2 else None
-    if len(tokens) not in (5, 6) or fs is None or not float(fs.group(1)) > 0:
-        raise DataFormatError(
-            path, "record line has the wrong fields", line=lineno,
-            expected="5 or 6 fields: name n_signals fs[/counter_freq(base)] n_samples "
-            "HH:MM:SS [D/M/YYYY], with fs > 0 Hz", got=first,
-            fix="Restore the header from PhysioNet slpdb.",
-        )
-    if tokens[0] != path.stem:
-        raise DataFormatError(
-            path, "record name does not match the file name", line=lineno, field="name",
-            expected=repr(path.stem), got=tokens[0], fix="Rename the file or fix the record line.",
-        )
-    n_signals = _header_int(path, tokens[1], "n_signals", lineno)
-    if len(lines) - 1 != n_signals:
-        raise DataFormatError(
-            path, "signal count does not match the signal lines", field="n_signals",
-            expected=f"{n_signals} signal lines", got=len(lines) - 1,
-            fix="Restore the missing lines or correct n_signals on line 1.",
-        )
-    clock, start = _parse_start(path, tokens[4:], lineno)
-    age, sex, weight = _subject_info(comments)
-    return SlpdbHeader(
-        record=tokens[0], n_signals=n_signals, fs_hz=float(fs.group(1)),
-        n_samples=_header_int(path, tokens[3], "n_samples", lineno), start=start,
-        clock_time=clock, signals=tuple(_parse_signal(path, ln, i) for i, ln in lines[1:]),
-        age=age, sex=sex, weight=weight, comments=tuple(comments), source=str(path),
-    )
-
-
-def _rr_line_error(path: Path, lineno: int, line: str) -> DataFormatError:
-    """Say precisely why one ``.rr`` line does not match the ann2rr format."""
-    fields = line.split("\t")
-    fix = "Restore the file from the slpdb copy or regenerate it with WFDB ann2rr."
-    if len(fields) != 5:
-        problem = ("wrong delimiter" if len(fields) == 1 and len(line.split()) >= 5
-                   else "truncated line" if len(fields) < 5 else "too many fields")
-        return DataFormatError(
-            path, problem, line=lineno, expected="5 TAB-separated fields: start_time, "
-            "type_of_previous_beat, RR_seconds, beat_type, end_time", got=line, fix=fix)
-    names = ("start_time", "type_of_previous_beat", "RR_seconds", "beat_type", "end_time")
-    for name, value in zip(names, fields, strict=True):
-        if name.endswith("time") and _clock_s(value) is None:
-            expected = "a time h:mm:ss.sss or m:ss.sss"
-        elif name == "RR_seconds" and not re.fullmatch(r"\d+\.\d+", value):
-            expected = "a finite, positive number of seconds like 0.876"
-        elif "beat" in name and value not in BEAT_CODES and not (
-            value == "[0]" and lineno == 1 and name.startswith("type_of")
-        ):
-            expected = f"one of {', '.join(BEAT_CODES)}" + (
-                " (or [0] on line 1 only)" if name.startswith("type_of") else "")
-        else:
-            continue
-        return DataFormatError(path, f"bad {name}", line=lineno, field=name,
-                               expected=expected, got=value, fix=fix)
-    return DataFormatError(path, "unreadable line", line=lineno, got=line, fix=fix)
-
-
-def _floats(column: tuple[str, ...]) -> NDArray[np.float64]:
-    # map(float) on the strings is several times faster than numpy's str -> float cast
-    return np.fromiter(map(float, column), dtype=np.float64, count=len(column))
-
-
-def _clock_columns(h: tuple[str, ...], m: tuple[str, ...], s: tuple[str, ...]
-                   ) -> NDArray[np.float64]:
-    hours = _floats(tuple(x or "0" for x in h))
-    return (hours * 60 + _floats(m)) * 60 + _floats(s)
-
-
-def _start_times(h0: tuple[str, ...], m0: tuple[str, ...], s0: tuple[str, ...],
-                 ends: list[tuple[str, str, str]], end_s: NDArray[np.float64]
-                 ) -> NDArray[np.float64]:
-    """``start_time`` column; it repeats the previous ``end_time``, so only parse the rest."""
-    start_s = np.r_[0.0, end_s[:-1]]
-    fresh = [0] + [i for i, a in enumerate(zip(h0, m0, s0, strict=True)) if i and a != ends[i - 1]]
-    for i in fresh:
-        start_s[i] = (float(h0[i] or 0) * 60 + float(m0[i])) * 60 + float(s0[i])
-    return start_s
-
-
-def _check_beats(path: Path, start_s: NDArray[np.float64], rr: NDArray[np.float64],
-                 end_s: NDArray[np.float64], prev: NDArray[np.str_],
-                 types: NDArray[np.str_]) -> None:
-    if (rr <= 0).any():
-        i = int(np.argmax(rr <= 0))
-        raise DataFormatError(path, "RR interval is not positive", line=i + 1,
-                              field="RR_seconds", expected="RR > 0 s", got=f"{rr[i]:.3f}",
-                              fix="Remove the duplicated beat.")
-    bad = np.flatnonzero(np.diff(end_s) <= 0)
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise DataFormatError(
-            path, "beat times are not strictly increasing", line=i + 1, field="end_time",
-            expected=f"a time after {end_s[i - 1]:.3f} s (line {i})", got=f"{end_s[i]:.3f} s",
-            fix="Sort the lines by time and remove duplicated beats.",
-        )
-    off = np.abs(start_s + rr - end_s) > _RR_TOLERANCE_S
-    if off.any():
-        warnings.warn(
-            f"{path}: {int(off.sum())} lines have start_time + RR_seconds != end_time (first "
-            f"at line {int(np.argmax(off)) + 1}); beat times were taken from end_time. "
-            "Check that the file was not edited.", DataQualityWarning, stacklevel=3)
-    broken = (np.abs(start_s[1:] - end_s[:-1]) > _RR_TOLERANCE_S) | (prev[1:] != types[:-1])
-    if broken.any():
-        warnings.warn(
-            f"{path}: {int(broken.sum())} lines do not continue the previous line (first at "
-            f"line {int(np.argmax(broken)) + 2}): start_time or type_of_previous_beat differ "
-            "from the previous beat, so lines are missing. Restore the full ann2rr output.",
-            DataQualityWarning, stacklevel=3)
+    fields = read_header_fields(path, _SLPDB)
+    age, sex, weight = _subject_info(fields.comments)
+    return SlpdbHeader(**fields._asdict(), age=age, sex=sex, weight=weight, source=str(path))
 
 
 def read_rr(path: str | PathLike[str], *, start: datetime | None = None,
@@ -609,99 +279,22 @@ def read_rr(path: str | PathLike[str], *, start: datetime | None = None,
         When ``start_time + RR_seconds`` differs from ``end_time`` by more than 2 ms, or a
         line does not continue the previous one (lines missing).
     """
-    path = Path(path)
-    lines = _read_text(path)
-    text = "\n".join(lines)
-    rows = _RR_LINE.findall(text)
-    if len(rows) != len(lines) or not rows:
-        if not lines:
-            raise DataFormatError(path, "empty file", expected="one line per beat", got="0 lines",
-                                  fix="Restore the ann2rr output.")
-        lineno = next(i for i, ln in enumerate(lines, 1) if not _RR_LINE.fullmatch(ln))
-        raise _rr_line_error(path, lineno, lines[lineno - 1])
-    h0, m0, s0, prev, rr, types, h1, m1, s1 = zip(*rows, strict=True)
-    if "[0]" in prev[1:]:
-        lineno = prev.index("[0]", 1) + 1
-        raise _rr_line_error(path, lineno, lines[lineno - 1])
-    prev_arr, type_arr = np.array(prev, dtype="<U3"), np.array(types, dtype="<U1")
-    end_s, rr_s = _clock_columns(h1, m1, s1), _floats(rr)
-    start_s = _start_times(h0, m0, s0, list(zip(h1, m1, s1, strict=True)), end_s)
-    _check_beats(path, start_s, rr_s, end_s, prev_arr, type_arr)
-    when, nominal = (NOMINAL_START, True) if start is None else (require_aware(start), False)
-    return Beats(
-        record=record or path.stem, t_s=end_s, rr_s=rr_s, beat_type=type_arr,
-        prev_type=np.where(prev_arr == "[0]", "", prev_arr).astype("<U1"), start=when,
-        start_is_nominal=nominal, source=str(path),
-    )
-
-
-def _an_fields(path: Path, lineno: int, line: str, fs_hz: float) -> tuple[int, list[str]]:
-    """Sample number and ``Aux`` tokens of one ``.an`` line, validated."""
-    prefix, tab, aux = line.partition("\t")
-    fields, tokens = prefix.split(), aux.split()
-    fix = "Regenerate the file with `rdann -r <rec> -a st` or restore it."
-    if not tab or len(fields) != 6 or not tokens:
-        problem = ("wrong delimiter: no TAB before Aux" if not tab and len(fields) > 6
-                   else "truncated line" if len(fields) < 6 or not tokens
-                   else "wrong number of fields before the TAB")
-        raise DataFormatError(
-            path, problem, line=lineno, expected="Elapsed time, Sample #, Type, Sub, Chan, Num "
-            "separated by spaces, then a TAB and Aux starting with the stage", got=line, fix=fix)
-    elapsed = _clock_s(fields[0])
-    if elapsed is None:
-        raise DataFormatError(path, "bad time", line=lineno, field="Elapsed time",
-                              expected="h:mm:ss.sss or m:ss.sss", got=fields[0], fix=fix)
-    if not fields[1].isdigit():
-        raise DataFormatError(path, "bad sample number", line=lineno, field="Sample #",
-                              expected="a non-negative integer", got=fields[1], fix=fix)
-    sample = int(fields[1])
-    if abs(elapsed - sample / fs_hz) > 1 / fs_hz + 1e-3:
-        raise DataFormatError(
-            path, "Elapsed time and Sample # disagree", line=lineno, field="Sample #",
-            expected=f"sample {elapsed * fs_hz:.0f} for {fields[0]} at {fs_hz:g} Hz",
-            got=sample, fix="Pass the header's sampling rate as `fs_hz`, or restore the file.")
-    return sample, tokens
+    return read_ann2rr(Path(path), _SLPDB, start=start, record=record, stacklevel=3)
 
 
 def _check_aux(path: Path, lineno: int, tokens: list[str]) -> None:
     try:
         parse_stage(tokens[0], "slpdb")
     except StageCodeError:
-        raise DataFormatError(
-            path, "unknown stage code", line=lineno, field="Aux",
-            expected=f"one of {', '.join(STAGE_CODES)} as the first Aux token", got=tokens[0],
-            fix="Correct the stage in the file; SLPDB uses only these codes.",
-        ) from None
+        raise DataFormatError(path, "unknown stage code", line=lineno, field="Aux",
+                              expected=f"one of {', '.join(STAGE_CODES)} as the first Aux "
+                              "token", got=tokens[0], fix="Correct the stage in the file; "
+                              "SLPDB uses only these codes.") from None
     unknown = [t for t in tokens[1:] if t not in EVENT_CODES]
     if unknown:
-        raise DataFormatError(
-            path, "unknown event code", line=lineno, field="Aux",
-            expected=f"event codes among {', '.join(EVENT_CODES)} after the stage",
-            got=unknown[0], fix="Correct the event code in the file.",
-        )
-
-
-def _epoch_index(path: Path, lineno: int, sample: int, previous: tuple[int, int] | None,
-                 fs_hz: float) -> int:
-    """Epoch (from the record start) that an annotation at ``sample`` opens, validated."""
-    if previous is not None and sample <= previous[0]:
-        raise DataFormatError(
-            path, "annotation samples are not strictly increasing", line=lineno,
-            field="Sample #", expected=f"a sample after {previous[0]}", got=sample,
-            fix="Sort the annotations by sample and remove duplicates.")
-    spe = EPOCH_S * fs_hz
-    index = round(sample / spe)
-    if abs(sample - index * spe) > fs_hz:
-        raise DataFormatError(
-            path, "annotation is off the 30-s epoch grid", line=lineno, field="Sample #",
-            expected=f"within 1 s of a multiple of {spe:g} samples", got=sample,
-            fix="Check `fs_hz`; SLPDB stage annotations start each 30-s epoch.")
-    if previous is not None and index == previous[1]:
-        raise DataFormatError(
-            path, "two annotations in one epoch", line=lineno, field="Sample #",
-            expected=f"one annotation per 30-s epoch (epoch {index} is already annotated)",
-            got=sample, fix="Remove the duplicate line.")
-    return index
+        raise DataFormatError(path, "unknown event code", line=lineno, field="Aux",
+                              expected=f"event codes among {', '.join(EVENT_CODES)} after the "
+                              "stage", got=unknown[0], fix="Correct the event code in the file.")
 
 
 def read_annotations(path: str | PathLike[str], *, fs_hz: float = 250.0,
@@ -743,30 +336,10 @@ def read_annotations(path: str | PathLike[str], *, fs_hz: float = 250.0,
         When epochs inside the scored span have no annotation (they are filled).
     """
     path = Path(path)
-    if not isinstance(fs_hz, (int, float)) or not fs_hz > 0:
-        msg = f"`fs_hz` must be a sampling rate > 0 Hz for {path}; got {fs_hz!r}"
-        raise ValueError(msg)
-    lines = _read_text(path)
-    if not lines or not lines[0].startswith("Elapsed time"):
-        raise DataFormatError(
-            path, "missing rdann header line", line=1,
-            expected="'Elapsed time  Sample #  Type  Sub Chan  Num\\tAux'",
-            got=lines[0] if lines else "an empty file", fix="Restore the file's first line.")
-    indices: list[int] = []
-    codes: list[str] = []
-    events: list[Event] = []
-    previous: tuple[int, int] | None = None  # (sample, epoch) of the line before
-    for lineno, line in enumerate(lines[1:], start=2):
-        sample, tokens = _an_fields(path, lineno, line, fs_hz)
-        _check_aux(path, lineno, tokens)
-        indices.append(_epoch_index(path, lineno, sample, previous, fs_hz))
-        previous = (sample, indices[-1])
-        codes.append(tokens[0])
-        events += [Event(indices[-1] * EPOCH_S, EPOCH_S, t, EVENT_CODES[t]) for t in tokens[1:]]
-    if not indices:
-        raise DataFormatError(path, "no annotations", expected="one line per 30-s epoch",
-                              got="only the header line", fix="Restore the annotation lines.")
-    return _build_annotations(path, np.asarray(indices), codes, tuple(events), start,
+    epochs, aux = read_rdann_epochs(path, fs_hz, _SLPDB, _check_aux)
+    events = tuple(Event(i * EPOCH_S, EPOCH_S, t, EVENT_CODES[t])
+                   for i, tokens in zip(epochs, aux, strict=True) for t in tokens[1:])
+    return _build_annotations(path, np.asarray(epochs), [t[0] for t in aux], events, start,
                               record or path.stem)
 
 
@@ -870,13 +443,7 @@ def read_record(folder: str | PathLike[str], record: str) -> SlpdbRecord:
         If any of the files is malformed.
     """
     subject, folder = subject_of(record), Path(folder)
-    hea = folder / f"{record}.hea"
-    if not hea.is_file():
-        found = ", ".join(list_records(folder)) if folder.is_dir() else "folder missing"
-        msg = (f"{hea}: SLPDB header not found; every record needs its {record}.hea "
-               f"(records in that folder: {found or 'none'}). Check the folder and the record "
-               "name, or copy the header from PhysioNet slpdb.")
-        raise FileNotFoundError(msg)
+    hea = _header_file(folder, record)
     header = read_header(hea)
     problems: list[str] = []
     if header.start is None:
@@ -896,6 +463,18 @@ def read_record(folder: str | PathLike[str], record: str) -> SlpdbRecord:
     else:
         problems.append(f"{an.name} not found: no stages or events (hypnogram is None)")
     return SlpdbRecord(record, subject, header, beats, hypnogram, events, tuple(problems))
+
+
+def _header_file(folder: Path, record: str) -> Path:
+    """``<record>.hea`` in ``folder``; raise naming the records there when it is missing."""
+    hea = folder / f"{record}.hea"
+    if not hea.is_file():
+        found = ", ".join(list_records(folder)) if folder.is_dir() else "folder missing"
+        msg = (f"{hea}: SLPDB header not found; every record needs its {record}.hea "
+               f"(records in that folder: {found or 'none'}). Check the folder and the record "
+               "name, or copy the header from PhysioNet slpdb.")
+        raise FileNotFoundError(msg)
+    return hea
 
 
 def read_slpdb(folder: str | PathLike[str]) -> Iterator[SlpdbRecord]:
