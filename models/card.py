@@ -1,0 +1,280 @@
+"""The model card: what an exported network expects and where it came from.
+
+Every ``<name>.onnx`` ships with a ``<name>.json`` card (sleepecg's ``save_classifier``
+keeps the feature settings beside the classifier in the same spirit). The card records
+the inputs, the feature names in order and their registry version, the epoch length and
+context, the stage set of the output and how it folds into coarser sets, the training data
+with its licences, cross-validated metrics, the commit and the hash of the ONNX file.
+The runtime refuses a card that does not match what the stream computes.
+
+This module needs pydantic only (no torch, no onnxruntime) so that both the exporter and
+the streaming worker can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.stages import CLASS_NAMES, Stage, n_classes, reduce_stages
+
+__all__ = [
+    "CARD_SCHEMA_VERSION",
+    "DatasetRef",
+    "ModelCard",
+    "ModelCardError",
+    "TensorSpec",
+    "card_from_mapping",
+    "load_card",
+    "save_card",
+    "stage_groups",
+]
+
+#: Version of the card layout; bump it when a field changes meaning.
+CARD_SCHEMA_VERSION: Literal[1] = 1
+
+
+class ModelCardError(ValueError):
+    """A model card that cannot be read or does not validate; the message names the file."""
+
+
+def stage_groups(stage_set: int, from_set: int = 4) -> tuple[tuple[int, ...], ...]:
+    """Which classes of ``from_set`` add up to each class of the coarser ``stage_set``.
+
+    Derived from :func:`models.stages.reduce_stages`, so the folding of probabilities
+    always agrees with the folding of labels.
+
+    Parameters
+    ----------
+    stage_set : {5, 4, 3, 2}
+        The target (coarser or equal) stage set.
+    from_set : {5, 4, 3, 2}
+        The stage set of the network output.
+
+    Returns
+    -------
+    tuple of tuple of int
+        ``groups[j]`` lists the ``from_set`` class indices whose probabilities sum to
+        class ``j`` of ``stage_set``; for ``(3, 4)``: ``((0,), (1, 2), (3,))``.
+
+    Raises
+    ------
+    ValueError
+        If ``stage_set`` is not coarser than or equal to ``from_set``.
+    """
+    canonical = [int(s) for s in (Stage.W, Stage.N1, Stage.N2, Stage.N3, Stage.REM)]
+    source = reduce_stages(canonical, n_classes(from_set))
+    target = reduce_stages(canonical, n_classes(stage_set))
+    mapping: dict[int, int] = {}
+    for src, dst in zip(source.tolist(), target.tolist(), strict=True):
+        if mapping.setdefault(src, dst) != dst:
+            msg = (
+                f"stage set {stage_set} is not a coarsening of stage set {from_set}: "
+                f"{CLASS_NAMES[from_set][src]!r} would split. Use a coarser stage_set."
+            )
+            raise ValueError(msg)
+    return tuple(
+        tuple(src for src in range(from_set) if mapping[src] == dst) for dst in range(stage_set)
+    )
+
+
+class TensorSpec(BaseModel):
+    """One input or output of the ONNX graph.
+
+    ``shape`` holds ints for fixed sizes and names for dynamic axes (``"batch"``,
+    ``"n_epochs"``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    shape: tuple[int | str, ...]
+    dtype: Literal["float32"] = "float32"
+
+
+class DatasetRef(BaseModel):
+    """A dataset used to train or validate the model, with its licence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    licence: str = Field(min_length=1, description="SPDX id or licence name, e.g. ODC-By-1.0")
+    url: str | None = None
+    n_subjects: int | None = Field(default=None, ge=1)
+    citation: str | None = None
+
+
+class ModelCard(BaseModel):
+    """Everything the runtime needs to check before it trusts an exported network.
+
+    Examples
+    --------
+    >>> card = load_card("models/weights/wearable-causal.json")  # doctest: +SKIP
+    >>> card.context_epochs, card.class_names  # doctest: +SKIP
+    (25, ('W', 'light', 'deep', 'REM'))
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = CARD_SCHEMA_VERSION
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*$", description="file stem, e.g. wearable-causal"
+    )
+    family: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="wearable, cardio, ...")
+    kind: Literal["causal", "offline"]
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+([.+-][0-9A-Za-z.+-]+)?$")
+    inputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    outputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    feature_names: tuple[str, ...] = Field(min_length=1)
+    feature_version: str = Field(min_length=1)
+    epoch_s: float = Field(gt=0)
+    context_epochs: int | None = Field(default=None, ge=1)
+    stage_set: int
+    class_names: tuple[str, ...]
+    derived_stage_sets: dict[int, tuple[tuple[int, ...], ...]]
+    training_data: str = ""
+    attribution: str = ""
+    datasets: tuple[DatasetRef, ...] = ()
+    cv_metrics: dict[str, float] = Field(default_factory=dict)
+    git_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}(-dirty)?$")
+    created_utc: AwareDatetime
+    onnx_opset: int = Field(ge=17)
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("feature_names")
+    @classmethod
+    def _unique_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        if repeated:
+            msg = f"feature names must be unique; repeated: {repeated}"
+            raise ValueError(msg)
+        return names
+
+    @field_validator("created_utc")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("stage_set")
+    @classmethod
+    def _known_stage_set(cls, stage_set: int) -> int:
+        return n_classes(stage_set)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.kind == "causal") != (self.context_epochs is not None):
+            msg = (
+                f"context_epochs must be an int for a causal model and null for an offline "
+                f"one; got kind={self.kind!r}, context_epochs={self.context_epochs!r}"
+            )
+            raise ValueError(msg)
+        if self.class_names != CLASS_NAMES[self.stage_set]:
+            msg = (
+                f"class_names must be {CLASS_NAMES[self.stage_set]} for stage set "
+                f"{self.stage_set}; got {self.class_names}"
+            )
+            raise ValueError(msg)
+        expected = {s: stage_groups(s, self.stage_set) for s in CLASS_NAMES if s < self.stage_set}
+        if self.derived_stage_sets != expected:
+            msg = f"derived_stage_sets must be {expected}; got {self.derived_stage_sets}"
+            raise ValueError(msg)
+        n_features = self.inputs[0].shape[-1] if self.inputs[0].shape else None
+        if n_features != len(self.feature_names):
+            msg = (
+                f"the last axis of input {self.inputs[0].name!r} ({n_features}) must equal "
+                f"the number of feature_names ({len(self.feature_names)})"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def n_features(self) -> int:
+        """Number of per-epoch features the network reads."""
+        return len(self.feature_names)
+
+    def to_json(self) -> str:
+        """Serialise the card as indented JSON (the format :func:`load_card` reads)."""
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "<card>"
+        parts.append(f"field '{field}': {item['msg']}")
+    return "; ".join(parts)
+
+
+def card_from_mapping(data: Mapping[str, object], source: str = "<mapping>") -> ModelCard:
+    """Validate a mapping (e.g. parsed JSON) as a :class:`ModelCard`.
+
+    Raises
+    ------
+    ModelCardError
+        Naming ``source`` and every field that failed.
+    """
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as err:
+        msg = f"invalid model card {source}: {_describe(err)}. Re-export the model or fix the card."
+        raise ModelCardError(msg) from None
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read and validate a model card JSON file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``<name>.json`` file.
+
+    Returns
+    -------
+    ModelCard
+        The validated card.
+
+    Raises
+    ------
+    ModelCardError
+        If the file is missing, is not JSON, or a field does not validate; the message
+        names the file and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        msg = f"cannot read model card {path}: {err.strerror or err}"
+        raise ModelCardError(msg) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = (
+            f"model card {path} is not valid JSON: {err.msg} at line {err.lineno}, "
+            f"column {err.colno}"
+        )
+        raise ModelCardError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"model card {path} must hold a JSON object; got {type(data).__name__}"
+        raise ModelCardError(msg)
+    return card_from_mapping(data, source=str(path))
+
+
+def save_card(card: ModelCard, path: str | Path) -> Path:
+    """Write ``card`` as JSON to ``path`` and return the path."""
+    path = Path(path)
+    path.write_text(card.to_json(), encoding="utf-8")
+    return path

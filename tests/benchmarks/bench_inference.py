@@ -1,0 +1,174 @@
+"""Latency of the exported stagers in ONNX Runtime, against the stream's targets.
+
+Builds the causal nets (and the wearable offline net) with the feature registry's
+number of features per family (or ``--n-features``), exports them to a temporary folder
+with :func:`models.export.export_onnx`, and times single ONNX Runtime calls:
+
+* causal, batch 1 (one epoch of one subject): target <= 100 µs;
+* causal, batch 1,000 (one epoch of 1,000 subjects in one call): target <= 20 ms;
+* offline, one 1,000-epoch night (no target; it runs once per session).
+
+Prints median and p99 of the bare ``InferenceSession.run`` and of
+:meth:`models.runtime.OnnxStager.predict` (input checks included), the cost per staged
+epoch (batched vs unbatched), and whether each target is met by ``predict``'s median.
+The exit code is 0 either way: this reports, it does not gate.
+
+Run: ``python tests/benchmarks/bench_inference.py [--n-features N] [--threads 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+
+from models.export import export_onnx
+from models.nets import NETS
+from models.runtime import OnnxStager
+
+#: (model, batch, epochs per input, target in seconds or None)
+CASES: tuple[tuple[str, int, int | None, float | None], ...] = (
+    ("wearable-causal", 1, None, 100e-6),
+    ("wearable-causal", 1000, None, 20e-3),
+    ("cardio-causal", 1, None, 100e-6),
+    ("cardio-causal", 1000, None, 20e-3),
+    ("wearable-offline", 1, 1000, None),
+)
+
+
+class Timing(NamedTuple):
+    """Latency statistics of one call, in seconds."""
+
+    median_s: float
+    p99_s: float
+
+
+def time_call(call: Callable[[], object], n_calls: int, n_warmup: int = 20) -> Timing:
+    """Median and 99th percentile of ``n_calls`` timed calls after ``n_warmup`` untimed ones."""
+    for _ in range(n_warmup):
+        call()
+    laps = np.empty(n_calls)
+    for i in range(n_calls):
+        start = time.perf_counter()
+        call()
+        laps[i] = time.perf_counter() - start
+    return Timing(float(np.median(laps)), float(np.percentile(laps, 99)))
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
+
+
+def _inputs(batch: int, n_epochs: int, n_features: int) -> tuple[NDArray[np.float32], ...]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, n_epochs, n_features)).astype(np.float32)
+    return x, np.ones((batch, n_epochs), dtype=np.float32)
+
+
+def _feature_names(family: str, n_features: int | None) -> tuple[list[str], str]:
+    """The live registry's names for the family, or ``n_features`` made-up ones."""
+    if n_features is None:
+        try:
+            from models.features.registry import FEATURE_VERSION, feature_names
+        except ImportError:
+            n_features = 40
+        else:
+            return list(feature_names(family)), str(FEATURE_VERSION)
+    return [f"feature_{i}" for i in range(n_features)], "bench"
+
+
+def _export(name: str, args: argparse.Namespace, folder: Path) -> tuple[OnnxStager, int]:
+    kwargs = {"n_filters": args.n_filters} if args.n_filters else {}
+    names, version = _feature_names(NETS[name].family, args.n_features)
+    net = NETS[name](len(names), **kwargs)
+    exported = export_onnx(net, folder, feature_names=names, feature_version=version)
+    n_params = sum(p.numel() for p in net.parameters())
+    return OnnxStager(exported.onnx_path, intra_op_num_threads=args.threads), n_params
+
+
+def _row(
+    name: str, stager: OnnxStager, batch: int, n_epochs: int, target: float | None, calls: int
+) -> list[str]:
+    x, valid = _inputs(batch, n_epochs, stager.card.n_features)
+    n_calls = max(30, calls // batch) if stager.card.kind == "causal" else 50
+    session, feeds = stager._session, {"x": x, "valid": valid}  # noqa: SLF001 - bare ORT call
+    bare = time_call(lambda: session.run(None, feeds), n_calls)
+    full = time_call(lambda: stager.predict(x, valid), n_calls)
+    staged = batch if stager.card.kind == "causal" else batch * n_epochs
+    met = "-"
+    if target is not None:
+        met = "yes" if full.median_s <= target else "NO"
+        met += "" if full.p99_s <= target else " (p99 over)"
+    return [
+        name,
+        f"{batch} x {n_epochs} x {stager.card.n_features}",
+        _fmt(bare.median_s),
+        _fmt(bare.p99_s),
+        _fmt(full.median_s),
+        _fmt(full.p99_s),
+        _fmt(bare.median_s / staged),
+        "-" if target is None else f"<= {_fmt(target)}",
+        met,
+    ]
+
+
+def main() -> None:
+    """Export, time and print the table."""
+    parser = argparse.ArgumentParser(description="ONNX Runtime latency of the stagers")
+    parser.add_argument(
+        "--n-features",
+        type=int,
+        default=None,
+        help="features per epoch; default: the registry's count for each family (else 40)",
+    )
+    parser.add_argument("--n-filters", type=int, default=None, help="override the nets' width")
+    parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
+    parser.add_argument("--calls", type=int, default=3000, help="timed calls at batch 1")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the export only; a spinning pool slows a shared 2-core host
+    console = Console(width=160)
+    table = Table(
+        title=f"ONNX Runtime latency: {args.threads} ORT thread(s), {os.cpu_count()} CPUs"
+    )
+    for column in (
+        "model",
+        "input B x T x F",
+        "run median",
+        "run p99",
+        "predict median",
+        "predict p99",
+        "per staged epoch",
+        "target",
+        "met",
+    ):
+        table.add_column(column, justify="left" if column.startswith(("model", "in")) else "right")
+    params: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stagers: dict[str, OnnxStager] = {}
+        for name, batch, n_epochs, target in CASES:
+            if name not in stagers:
+                console.print(f"exporting {name} ...")
+                stagers[name], params[name] = _export(name, args, Path(tmp))
+            stager = stagers[name]
+            epochs = n_epochs or stager.card.context_epochs or 1
+            table.add_row(*_row(name, stager, batch, epochs, target, args.calls))
+    console.print(table)
+    console.print("parameters: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
+    console.print(
+        "run = bare InferenceSession.run; predict = OnnxStager.predict (checks, default mask); "
+        "per staged epoch = run median / epochs staged by the call; met = predict median."
+    )
+
+
+if __name__ == "__main__":
+    main()

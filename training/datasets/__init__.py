@@ -1,0 +1,9 @@
+"""Training corpora as per-night feature matrices and labels (one reader per corpus)."""
+
+from __future__ import annotations
+
+from training.datasets.base import Night, NightSet
+from training.datasets.sleep_accel import load_sleep_accel
+from training.datasets.slpdb import load_slpdb
+
+__all__ = ["Night", "NightSet", "load_sleep_accel", "load_slpdb"]
