@@ -1,0 +1,67 @@
+"""``sleep.sessions.v1``: the start and end of a recorded night."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from stream.schemas.base import Identifier, Payload, UtcDatetime
+
+__all__ = ["MODALITIES", "Modality", "SessionEvent"]
+
+Modality = Literal["heart_rate", "activity_counts", "acceleration", "rr"]
+MODALITIES: tuple[Modality, ...] = ("heart_rate", "activity_counts", "acceleration", "rr")
+
+
+class SessionEvent(Payload):
+    """A session (one night of one subject on one device) starts or ends.
+
+    Attributes
+    ----------
+    event : {"start", "end"}
+        What happened.
+    subject_id, session_id : str
+        Who and which night; the message key is ``subject_id``.
+    device : str
+        Free text (``"Apple Watch"``, ``"Polar H10"``, ``"replay:sleep-accel"``).
+    family : {"wearable", "cardio"}
+        Which model family stages this session.
+    modalities : tuple of str
+        The sample streams the device sends.
+    time_zone : str
+        IANA zone of the subject's local clock (time-of-day features, summaries).
+    t_utc : datetime
+        Timezone-aware session start (``start``) or end (``end``).
+    start_is_nominal : bool
+        True when the start is not a real clock time (replays of data published with
+        relative times); time-of-day features are then masked.
+    """
+
+    event: Literal["start", "end"]
+    subject_id: Identifier
+    session_id: Identifier
+    device: str = Field(default="", max_length=200)
+    family: Literal["wearable", "cardio"] = "wearable"
+    modalities: tuple[Modality, ...] = ()
+    time_zone: str = "UTC"
+    t_utc: UtcDatetime
+    start_is_nominal: bool = False
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown IANA time zone {value!r}; use a name like 'Europe/Amsterdam'"
+            raise ValueError(msg) from None
+        return value
+
+    @model_validator(mode="after")
+    def _start_names_modalities(self) -> SessionEvent:
+        if self.event == "start" and not self.modalities:
+            msg = "a session start must list the modalities the device sends"
+            raise ValueError(msg)
+        return self

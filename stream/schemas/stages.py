@@ -1,0 +1,87 @@
+"""``sleep.stages.v1``: one staged epoch, from the causal model or the offline revision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from models.stages import CLASS_NAMES
+from stream.schemas.base import FiniteFloat, Identifier, Payload, UtcDatetime
+
+__all__ = ["ModelKind", "StageEvent"]
+
+ModelKind = Literal["causal", "offline"]
+
+
+class StageEvent(Payload):
+    """The stage of one 30-s epoch as one model scored it.
+
+    An event is identified by ``(subject_id, session_id, epoch_start_utc, kind)``
+    (:attr:`event_id`): re-processing emits the same id with the same content, and sinks
+    overwrite rather than duplicate.
+
+    Attributes
+    ----------
+    subject_id, session_id : str
+        Who and which night.
+    epoch_index : int
+        Epoch number since the session start (epoch 0 starts at the session start).
+    epoch_start_utc : datetime
+        Start of the epoch (event time).
+    model_name, model_version : str
+        The model card's name (``wearable-causal``) and version.
+    kind : {"causal", "offline"}
+        Live stage at epoch close, or the whole-night revision at session end.
+    stage_set : int
+        Number of classes of ``probabilities`` (4: W, light, deep, REM).
+    stage : str
+        The most probable class name.
+    probabilities : dict of str to float
+        Probability of each class of the stage set (sum to 1).
+    confidence : float
+        Probability of ``stage``.
+    valid : bool
+        False when the epoch had no input data (the stage is then the model's guess from
+        context alone).
+    closed_at_utc : datetime
+        Wall time when the worker closed the epoch (or the session, for offline events).
+    emitted_at_utc : datetime
+        Wall time when the event was produced.
+    latency_s : float
+        ``emitted_at_utc - closed_at_utc`` in seconds.
+    """
+
+    subject_id: Identifier
+    session_id: Identifier
+    epoch_index: int = Field(ge=0)
+    epoch_start_utc: UtcDatetime
+    model_name: str
+    model_version: str
+    kind: ModelKind
+    stage_set: Literal[4, 3, 2] = 4
+    stage: str
+    probabilities: dict[str, FiniteFloat]
+    confidence: FiniteFloat = Field(ge=0.0, le=1.0)
+    valid: bool = True
+    closed_at_utc: UtcDatetime
+    emitted_at_utc: UtcDatetime
+    latency_s: FiniteFloat
+
+    @model_validator(mode="after")
+    def _classes(self) -> StageEvent:
+        names = CLASS_NAMES[self.stage_set]
+        if tuple(self.probabilities) != names:
+            msg = f"probabilities must have the keys {names} in that order"
+            raise ValueError(msg)
+        if self.stage not in names:
+            msg = f"stage must be one of {names}; got {self.stage!r}"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def event_id(self) -> str:
+        """Stable identity of the event across re-processing."""
+        return (
+            f"{self.subject_id}|{self.session_id}|{self.epoch_start_utc.isoformat()}|{self.kind}"
+        )
