@@ -10,6 +10,9 @@ import pytest
 
 matplotlib.use("Agg")
 
+# Real database servers (VictoriaMetrics, InfluxDB 1.x) as fixtures: see tests/servers.py.
+pytest_plugins = ["tests.servers"]
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"
 
