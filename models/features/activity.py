@@ -3,8 +3,8 @@
 Input: one count per 15-s count epoch, stamped at the count epoch's start, as in the
 Sleep-Accel release (``<id>_cleaned_counts.out``) or as produced by
 :mod:`models.features.counts`. A count is attributed to the time of its stamp. For each
-closing epoch and each window ``w`` (the closing epoch itself, then 2.5, 5 and 10 min ending at
-the epoch end), from the counts with ``end - w <= t < end`` only:
+closing epoch and each window ``w`` (the closing epoch itself, then 2.5, 5, 10, 30 and 60 min
+ending at the epoch end), from the counts with ``end - w <= t < end`` only:
 
 * ``act_log_mean_w``: ``log1p`` of the mean count;
 * ``act_log_max_w``: ``log1p`` of the largest count;

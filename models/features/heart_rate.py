@@ -2,8 +2,9 @@
 
 Input: heart-rate samples (bpm) at irregular times, e.g. an Apple Watch every ~5 s that may
 stop for long stretches. For each closing epoch ``[k * epoch_s, (k + 1) * epoch_s)`` and each
-window ``w`` of :data:`~models.features.registry.HR_WINDOWS_S` (1, 2.5, 5 and 10 min ending at
-the epoch end), from the samples with ``end - w <= t < end`` only:
+window ``w`` of :data:`~models.features.registry.HR_WINDOWS_S` (1, 2.5, 5, 10, 30 and 60 min
+ending at the epoch end; the long windows carry the slow heart-rate trends of deep sleep and
+REM), from the samples with ``end - w <= t < end`` only:
 
 * ``hr_level_w``: (mean bpm - night median) / night scale;
 * ``hr_std_w``: standard deviation (ddof 0) / night scale;

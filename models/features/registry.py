@@ -31,13 +31,13 @@ __all__ = [
 ]
 
 #: Changes whenever any feature definition, parameter or order changes.
-FEATURE_VERSION: Final[str] = "1"
+FEATURE_VERSION: Final[str] = "2"
 
 Family = Literal["wearable", "cardio"]
 FAMILIES: Final[tuple[Family, ...]] = ("wearable", "cardio")
 
 # --- heart rate (watch / strap bpm samples at irregular times) ------------------------------
-HR_WINDOWS_S: Final[tuple[float, ...]] = (60.0, 150.0, 300.0, 600.0)
+HR_WINDOWS_S: Final[tuple[float, ...]] = (60.0, 150.0, 300.0, 600.0, 1800.0, 3600.0)
 HR_EXPECTED_PERIOD_S: Final[float] = 5.0  # Apple Watch in Sleep-Accel: median step 5 s
 HR_MAX_PAIR_GAP_S: Final[float] = 15.0  # successive differences only across steps <= this
 HR_VALID_BPM: Final[tuple[float, float]] = (25.0, 250.0)  # outside: treated as missing
@@ -46,7 +46,9 @@ NIGHT_HIST_BINS: Final[int] = 231
 NIGHT_SCALE_FLOOR_BPM: Final[float] = 3.0  # robust night std never below this
 
 # --- activity counts (15-s counts, given or computed from raw acceleration) -----------------
-ACT_WINDOWS_S: Final[tuple[float, ...]] = (150.0, 300.0, 600.0)  # plus the closing epoch
+# plus the closing epoch; the 30- and 60-min windows (as for heart rate) carry the slow
+# trends that separate deep sleep and REM, which the causal net's 12.5-min context cannot see
+ACT_WINDOWS_S: Final[tuple[float, ...]] = (150.0, 300.0, 600.0, 1800.0, 3600.0)
 COUNT_PERIOD_S: Final[float] = 15.0
 
 # --- the count algorithm (see models.features.counts) ---------------------------------------

@@ -53,6 +53,11 @@ __all__ = [
 #: enough that a row with no valid key stays finite (uniform attention, not NaN).
 _MASKED_SCORE = -1.0e4
 
+#: Added to a night's variance (in training-set standard units) before the per-night
+#: standardisation of :class:`FeatureEmbedding`, so that a feature that is constant over
+#: a night (or a night of one epoch) is centred, not blown up.
+_INSTANCE_EPS = 0.1
+
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, *, relu: bool = False) -> Tensor:
     """``F.linear`` (and ReLU) on a 2-D view: one ONNX ``Gemm`` with bias and ReLU fused."""
@@ -113,10 +118,12 @@ class FeatureEmbedding(nn.Module):
         Embedding width.
     """
 
-    def __init__(self, n_features: int, n_filters: int) -> None:
+    def __init__(self, n_features: int, n_filters: int, *, instance_norm: bool = False) -> None:
         super().__init__()
         self.n_features = n_features
-        self.weight = nn.Parameter(torch.empty(n_filters, n_features + 1))
+        self.instance_norm = instance_norm
+        n_in = 2 * n_features + 1 if instance_norm else n_features + 1
+        self.weight = nn.Parameter(torch.empty(n_filters, n_in))
         self.bias = nn.Parameter(torch.zeros(n_filters))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.feature_mean: Tensor
@@ -166,12 +173,26 @@ class FeatureEmbedding(nn.Module):
         -------
         Tensor, shape (batch, n_epochs, n_filters)
         """
-        w_feat, w_valid = self.weight[:, :-1], self.weight[:, -1:]
+        n = self.n_features
+        w_feat, w_valid = self.weight[:, :n], self.weight[:, -1:]
         scale = w_feat / self.feature_std
         bias = self.bias - scale @ self.feature_mean
         v = valid.unsqueeze(-1)
-        z = torch.cat([x * v, v], dim=-1)
-        return _linear(z, torch.cat([scale, w_valid], dim=1), bias, relu=True)
+        if not self.instance_norm:
+            z = torch.cat([x * v, v], dim=-1)
+            return _linear(z, torch.cat([scale, w_valid], dim=1), bias, relu=True)
+        # Whole-sequence statistics (offline nets only): each feature, standardised with
+        # the training-set statistics, is also expressed relative to its own night's mean
+        # and spread over the valid epochs, which removes between-subject offsets.
+        z = (x - self.feature_mean) / self.feature_std * v
+        count = v.sum(dim=1, keepdim=True).clamp(min=1.0)
+        mean = z.sum(dim=1, keepdim=True) / count
+        centred = (z - mean) * v
+        var = (centred * centred).sum(dim=1, keepdim=True) / count
+        relative = centred / torch.sqrt(var + _INSTANCE_EPS)
+        w_rel = self.weight[:, n : 2 * n]
+        zz = torch.cat([z, relative, v], dim=-1)
+        return _linear(zz, torch.cat([w_feat, w_rel, w_valid], dim=1), self.bias, relu=True)
 
 
 class DilatedConv(nn.Module):

@@ -184,10 +184,18 @@ class CausalStager(StagerNet):
 
 
 class OfflineStager(StagerNet):
-    """Whole-night stager: centred TCN for local context, attention for the whole night.
+    """Whole-night stager: bidirectional dilated TCN over per-night normalised features.
 
-    ``FeatureEmbedding -> ResidualConvBlock(centred) x len(dilations) ->
+    ``FeatureEmbedding(instance_norm) -> ResidualConvBlock(centred) x len(dilations) ->
     BidirectionalAttentionBlock x n_attention_blocks -> ClassifierHead`` at every epoch.
+
+    The default is a pure convolutional net: dilations 1 to 64 with ``kernel_size=3``
+    see 127 epochs (63.5 min) on each side of every epoch, and the embedding receives
+    each feature twice, standardised with the training-set statistics and with the
+    night's own mean and spread over its valid epochs (an offline net may use
+    whole-night statistics; the causal one may not). A training step on 8 whole nights
+    takes about 0.07 s on one CPU thread, against about 3.3 s with the two attention
+    blocks of the earlier default, which stay available (``n_attention_blocks > 0``).
     """
 
     kind: ClassVar[Literal["causal", "offline"]] = "offline"
@@ -198,17 +206,21 @@ class OfflineStager(StagerNet):
         n_outputs: int = 4,
         n_filters: int = 32,
         kernel_size: int = 3,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         n_heads: int = 4,
-        n_attention_blocks: int = 2,
+        n_attention_blocks: int = 0,
         dropout: float = 0.1,
         epoch_s: float = 30.0,
+        instance_norm: bool = True,
     ) -> None:
         super().__init__()
         _check_common(n_features, n_outputs, n_filters, dropout, epoch_s)
+        if n_heads < 1 or n_filters % n_heads:
+            msg = f"n_filters ({n_filters}) must be a multiple of n_heads ({n_heads})"
+            raise ValueError(msg)
         self.n_features, self.n_outputs, self.epoch_s = n_features, n_outputs, float(epoch_s)
         self.context_epochs = None
-        self.embedding = FeatureEmbedding(n_features, n_filters)
+        self.embedding = FeatureEmbedding(n_features, n_filters, instance_norm=instance_norm)
         self.temporal = TemporalConvStack(n_filters, kernel_size, dilations, dropout, causal=False)
         self.attention = nn.ModuleList(
             BidirectionalAttentionBlock(n_filters, n_heads, dropout)

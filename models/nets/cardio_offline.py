@@ -36,11 +36,14 @@ class CardioOffline(OfflineStager):
     n_heads : int
         Attention heads per block.
     n_attention_blocks : int
-        Whole-night attention blocks.
+        Whole-night attention blocks after the convolutions (0: none).
     dropout : float
         Dropout in blocks, attention and head.
     epoch_s : float
         Epoch length in seconds, recorded in the model card.
+    instance_norm : bool
+        Also feed each feature normalised by its whole-night mean and spread over the
+        valid epochs.
 
     Examples
     --------
@@ -58,11 +61,12 @@ class CardioOffline(OfflineStager):
         n_outputs: int = 4,
         n_filters: int = 32,
         kernel_size: int = 3,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         n_heads: int = 4,
-        n_attention_blocks: int = 2,
+        n_attention_blocks: int = 0,
         dropout: float = 0.2,
         epoch_s: float = 30.0,
+        instance_norm: bool = True,
     ) -> None:
         super().__init__(
             n_features=n_features,
@@ -74,4 +78,5 @@ class CardioOffline(OfflineStager):
             n_attention_blocks=n_attention_blocks,
             dropout=dropout,
             epoch_s=epoch_s,
+            instance_norm=instance_norm,
         )

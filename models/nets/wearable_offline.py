@@ -17,11 +17,13 @@ class WearableOffline(OfflineStager):
     for a night of any length, and returns probabilities of W, light, deep and REM per
     epoch; the stream runs it at session end to emit revised stage events.
 
-    Architecture (see :class:`models.nets._stagers.OfflineStager`): the same embedding
-    as the causal net, centred residual convolutions (dilations 1, 2, 4, 8: 31 epochs of
-    local context), then bidirectional attention blocks whose heads are biased towards
-    nearby epochs (about 1 min to 1 h) and ignore invalid epochs, then a per-epoch MLP
-    head. About 32k parameters with 40 features.
+    Architecture (see :class:`models.nets._stagers.OfflineStager`): an embedding of
+    every feature both standardised with the training-set statistics and normalised by
+    the night's own mean and spread (removing between-subject offsets in heart rate and
+    activity), a validity channel, then centred residual convolutions (dilations 1 to 64:
+    127 epochs, about an hour, on each side), then a per-epoch MLP head. About 27k
+    parameters with 60 features. Optional whole-night attention blocks
+    (``n_attention_blocks``) add heads biased towards nearby epochs.
 
     Parameters
     ----------
@@ -38,17 +40,20 @@ class WearableOffline(OfflineStager):
     n_heads : int
         Attention heads per block.
     n_attention_blocks : int
-        Whole-night attention blocks.
+        Whole-night attention blocks after the convolutions (0: none).
     dropout : float
         Dropout in blocks, attention and head.
     epoch_s : float
         Epoch length in seconds, recorded in the model card.
+    instance_norm : bool
+        Also feed each feature normalised by its whole-night mean and spread over the
+        valid epochs.
 
     Notes
     -----
-    Memory grows with the square of the night length (attention weights of shape
-    ``(batch, n_heads, n_epochs, n_epochs)``): a 1,500-epoch night needs about 36 MB per
-    block and night in float32.
+    With attention blocks, memory grows with the square of the night length (attention
+    weights of shape ``(batch, n_heads, n_epochs, n_epochs)``): a 1,500-epoch night needs
+    about 36 MB per block and night in float32. The convolutional default is linear.
 
     Examples
     --------
@@ -66,11 +71,12 @@ class WearableOffline(OfflineStager):
         n_outputs: int = 4,
         n_filters: int = 32,
         kernel_size: int = 3,
-        dilations: Sequence[int] = (1, 2, 4, 8),
+        dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         n_heads: int = 4,
-        n_attention_blocks: int = 2,
+        n_attention_blocks: int = 0,
         dropout: float = 0.1,
         epoch_s: float = 30.0,
+        instance_norm: bool = True,
     ) -> None:
         super().__init__(
             n_features=n_features,
@@ -82,4 +88,5 @@ class WearableOffline(OfflineStager):
             n_attention_blocks=n_attention_blocks,
             dropout=dropout,
             epoch_s=epoch_s,
+            instance_norm=instance_norm,
         )

@@ -291,3 +291,34 @@ def test_to_stage_set_sums_classes_for_torch_and_numpy() -> None:
     np.testing.assert_allclose(to_stage_set(probs.numpy().astype(np.float64), 2).sum(-1), 1.0)
     with pytest.raises(ValueError, match="coarsening"):
         to_stage_set(to_stage_set(probs, 3), 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n_attention_blocks": 1}, {"instance_norm": False}, {"dilations": (1, 2, 4, 8)}],
+)
+def test_offline_options_keep_the_contract(kwargs: dict) -> None:
+    net = WearableOffline(6, **kwargs).eval()
+    x, valid = _inputs(2, 90, 6)
+    garbage = x.clone()
+    garbage[valid == 0] = 1e5
+    with torch.no_grad():
+        probs = net(x, valid)
+        torch.testing.assert_close(net(garbage, valid), probs)
+    assert probs.shape == (2, 90, 4)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 90))
+
+
+def test_offline_night_normalisation_uses_the_nights_own_statistics() -> None:
+    # Per-night normalisation: the relative channel of a feature is the same for a night
+    # and for that night shifted by a constant; the absolute channel alone tells them apart.
+    net = WearableOffline(3).eval()
+    x, valid = _inputs(1, 60, 3, p_valid=1.0)
+    emb = net.embedding
+    with torch.no_grad():
+        emb.weight[:, :3] = 0.0  # silence the absolute channel
+        a = net(x, valid)
+        b = net(x + 7.0, valid)
+        c = net(x * 3.0, valid)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(a, c)  # spread matters (up to the variance floor)

@@ -57,8 +57,14 @@ def test_sparse_heart_rate_lowers_coverage_and_gaps_fall_back_to_neutral():
     assert _col(rows, "hr_level_60s")[35] > 0  # above the night median after the step
     after = rows[61:]  # > 10 min after the last sample
     for name in NAMES:
-        if name.startswith("hr_"):
+        if name.startswith("hr_") and name.endswith(("_60s", "_150s", "_300s", "_600s", "_epoch")):
             np.testing.assert_array_equal(_col(after, name), 0.0)
+    # the 30-min window still holds the last samples 10 min later and is empty 30 min later
+    assert _col(rows, "hr_cov_1800s")[61] > 0
+    rows = compute_features("wearable", synth.START, 130, heart_rate=(t, 60 + (t > 600) * 10.0))
+    for name in NAMES:
+        if name.startswith("hr_") and not name.endswith("_3600s"):
+            np.testing.assert_array_equal(_col(rows[101:], name), 0.0)
 
 
 def test_implausible_heart_rate_is_missing_not_extreme():
