@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stream.cli import app
+from tests.training._synth import synth_set
+from training.config import CONFIG_DIR, load_config
+from training.cv import make_folds
+
+SLPDB_LIKE = ["slp01", "slp02", "slp03", "slp04", "slp14", "slp16", "slp32", "slp37"]
+
+
+@pytest.mark.parametrize("scheme", ["loso", "3"])
+def test_folds_are_subject_wise(scheme):
+    folds = make_folds(SLPDB_LIKE, scheme, n_val_subjects=2, seed=1)
+    tested = [s for f in folds for s in f.test]
+    assert sorted(tested) == sorted(SLPDB_LIKE)  # every subject tested exactly once
+    for f in folds:
+        assert not set(f.test) & set(f.train)
+        assert not set(f.test) & set(f.val)  # validation comes from training subjects
+        assert not set(f.val) & set(f.train)
+        assert set(f.train) | set(f.val) | set(f.test) == set(SLPDB_LIKE)
+        assert len(f.val) == 2
+
+
+def test_nights_of_one_subject_stay_together():
+    from dataclasses import replace
+
+    base = synth_set(4)
+    nights = list(base.nights)
+    nights.append(replace(nights[0], night="s0b"))  # a second night of subject s0
+    ns = replace(base, nights=tuple(nights))
+    for f in make_folds(ns.subjects, "loso", n_val_subjects=1):
+        test_nights = {n.night for n in ns.select(f.test)}
+        train_nights = {n.night for n in ns.select(f.train + f.val)}
+        assert not test_nights & train_nights
+        if "s0" in f.test:
+            assert test_nights == {"s0", "s0b"}
+
+
+def test_bad_fold_scheme_is_explained():
+    with pytest.raises(ValueError, match="loso"):
+        make_folds(SLPDB_LIKE, "k1")
+
+
+def test_config_errors_name_the_field(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("lr: -1\nbatchsize: 4\n")
+    with pytest.raises(ValueError, match=r"lr.*\n.*batchsize"):
+        load_config(bad)
+
+
+def test_shipped_configs_validate():
+    paths = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert len(paths) == 4
+    for path in paths:
+        load_config(path)
+
+
+def _tiny_configs(folder: Path) -> None:
+    folder.mkdir()
+    text = ("net: {n_filters: 8, dropout: 0.0}\nmax_steps: 6\nval_every_steps: 3\n"
+            "batch_size: 2\ncrop_epochs: 40\nn_val_subjects: 1\n")
+    for variant in ("causal", "offline"):
+        (folder / f"sleep-accel-wearable-{variant}.yaml").write_text(text)
+
+
+def test_loso_cli_end_to_end(tmp_path, monkeypatch):
+    import training.run
+
+    monkeypatch.setattr(training.run, "load_dataset", lambda *a, **k: synth_set(4))
+    _tiny_configs(tmp_path / "cfg")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "cv", "--dataset", "sleep-accel", "--data", str(tmp_path), "--out", str(out),
+        "--variants", "causal,offline", "--folds", "loso", "--config-dir", str(tmp_path / "cfg"),
+    ])
+    assert result.exit_code == 0, result.output
+    text = (out / "results.md").read_text()
+    assert "| causal | 4 |" in text and "| offline | 3 |" in text
+    assert (out / "predictions-causal.npz").is_file()
+    assert (out / "figures" / "confusion-offline-4class.png").is_file()
+    assert "pooled κ" in result.output

@@ -1,0 +1,94 @@
+"""Training hyperparameters: one YAML file per dataset x family x variant, checked by pydantic.
+
+Files live in ``training/configs/<dataset>-<family>-<variant>.yaml`` (e.g.
+``sleep-accel-wearable-causal.yaml``); the schema is :class:`TrainConfig` and every file
+documents it in its header. Unknown keys are errors, so a typo never silently falls back
+to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["CONFIG_DIR", "DATASET_FAMILY", "TrainConfig", "config_path", "load_config"]
+
+#: Where the shipped configs live.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: Each dataset implies its feature family.
+DATASET_FAMILY: dict[str, str] = {"sleep-accel": "wearable", "slpdb": "cardio"}
+
+
+class TrainConfig(BaseModel):
+    """Hyperparameters of one training run (one CV fold or one shipped model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    net: dict[str, Any] = Field(
+        default_factory=dict,
+        description="constructor kwargs of the net (n_features is set from the data)",
+    )
+    lr: float = Field(3e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay")
+    max_steps: int = Field(400, ge=1, description="optimizer steps per fit at most")
+    val_every_steps: int = Field(25, ge=1, description="validate every this many steps")
+    patience: int = Field(6, ge=1, description="validations without improvement before stop")
+    monitor: Literal["val_kappa4", "val_kappa3", "val_loss"] = Field(
+        "val_kappa4", description="early stopping and best-state choice"
+    )
+    batch_size: int = Field(8, ge=1, description="crops per training batch")
+    crop_epochs: int | None = Field(
+        512, ge=1, description="training crop length in epochs; null = whole nights"
+    )
+    class_weight_power: float = Field(
+        0.5, ge=0, le=1, description="class weight = frequency ** -power (0 = unweighted)"
+    )
+    n_val_subjects: int = Field(3, ge=1, description="validation subjects per fold")
+    grad_clip: float | None = Field(1.0, gt=0, description="gradient norm clip; null = none")
+    seed: int = Field(0, ge=0, description="seed of weights, crops and validation subjects")
+
+
+def config_path(dataset: str, variant: str, folder: str | Path | None = None) -> Path:
+    """``<folder>/<dataset>-<family>-<variant>.yaml`` (default folder: the shipped configs)."""
+    if dataset not in DATASET_FAMILY:
+        msg = f"dataset must be one of {sorted(DATASET_FAMILY)}; got {dataset!r}"
+        raise ValueError(msg)
+    if variant not in ("causal", "offline"):
+        msg = f"variant must be 'causal' or 'offline'; got {variant!r}"
+        raise ValueError(msg)
+    base = Path(folder) if folder is not None else CONFIG_DIR
+    return base / f"{dataset}-{DATASET_FAMILY[dataset]}-{variant}.yaml"
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate one YAML config.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    ValueError
+        Naming the file, each bad field, what was expected and what was found.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"training config {path} not found; copy one from training/configs/"
+        raise FileNotFoundError(msg)
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        msg = f"training config {path} must be a YAML mapping; got {type(data).__name__}"
+        raise ValueError(msg)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        ]
+        msg = f"training config {path} is invalid:\n" + "\n".join(lines)
+        raise ValueError(msg) from None

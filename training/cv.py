@@ -1,0 +1,285 @@
+"""Subject-wise cross-validation of the stagers.
+
+Folds group nights by :attr:`Night.subject` (``slp01a``/``slp01b`` are never split). In
+each fold the validation subjects, which steer early stopping and the choice of the best
+state, are drawn (seeded) from that fold's *training* subjects only; the test subject
+steers nothing. Feature standardisation statistics come from the training subjects only.
+Every fold stores the test nights' per-epoch probabilities over W, light, deep, REM.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from training.config import TrainConfig
+from training.datasets.base import Night, NightSet
+
+__all__ = [
+    "Fold",
+    "FoldResult",
+    "TrainerOptions",
+    "fit_net",
+    "make_folds",
+    "run_cv",
+    "save_predictions",
+]
+
+
+class Fold(NamedTuple):
+    """One split: subjects to train on, to validate on (from training), and to test."""
+
+    number: int
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+def _n_val(n_train: int, n_val: int) -> int:
+    return max(1, min(n_val, n_train - 1))
+
+
+def make_folds(
+    subjects: Sequence[str], scheme: str = "loso", *, n_val_subjects: int = 3, seed: int = 0
+) -> list[Fold]:
+    """Subject-wise folds.
+
+    Parameters
+    ----------
+    subjects : sequence of str
+        Distinct subjects (e.g. :attr:`NightSet.subjects`).
+    scheme : str
+        ``"loso"`` (leave one subject out) or ``"k<N>"``/``"<N>"`` for N-fold (e.g. ``"5"``).
+    n_val_subjects : int
+        Validation subjects per fold, drawn from the fold's training subjects.
+    seed : int
+        Seed of the k-fold assignment and of the validation draws.
+    """
+    subs = list(dict.fromkeys(subjects))
+    if len(subs) < 3:
+        msg = f"cross-validation needs at least 3 subjects; got {len(subs)}"
+        raise ValueError(msg)
+    if scheme == "loso":
+        groups = [[s] for s in subs]
+    else:
+        try:
+            k = int(scheme.lstrip("k"))
+        except ValueError:
+            k = 0
+        if not 2 <= k <= len(subs):
+            msg = f"folds must be 'loso' or a fold count in [2, {len(subs)}]; got {scheme!r}"
+            raise ValueError(msg)
+        order = np.random.default_rng(seed).permutation(len(subs))
+        groups = [[subs[i] for i in order[j::k]] for j in range(k)]
+    folds = []
+    for i, test in enumerate(groups):
+        train = [s for s in subs if s not in test]
+        rng = np.random.default_rng([seed, i])
+        val_idx = sorted(rng.choice(len(train), _n_val(len(train), n_val_subjects),
+                                    replace=False))
+        val = tuple(train[j] for j in val_idx)
+        folds.append(Fold(i, tuple(s for s in train if s not in val), val, tuple(test)))
+    return folds
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """What is passed on to :class:`lightning.Trainer` (device handling is Lightning's)."""
+
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    threads: int = 1
+    strategy: str = "auto"
+
+    @property
+    def deterministic(self) -> bool | Literal["warn"]:
+        """Exact on CPU; on GPUs a warning for ops without a deterministic kernel."""
+        return True if self.accelerator == "cpu" else "warn"
+
+
+@dataclass
+class FoldResult:
+    """Test-night probabilities of one fold, and how its training went."""
+
+    fold: Fold
+    probs: dict[str, NDArray[np.float32]]
+    best_step: int
+    best_value: float
+    steps: int
+    seconds: float
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+class FitResult(NamedTuple):
+    """A trained net and its early-stopping record."""
+
+    net: Any
+    best_step: int
+    best_value: float
+    steps: int
+    history: list[tuple[int, float]]
+
+
+def build_net(name: str, n_features: int, cfg: TrainConfig) -> Any:
+    """Instantiate ``NETS[name]`` with the config's constructor kwargs."""
+    from models.nets import NETS
+
+    try:
+        return NETS[name](n_features=n_features, **cfg.net)
+    except TypeError as err:
+        msg = f"config 'net' kwargs {cfg.net} do not fit {NETS[name].__name__}: {err}"
+        raise ValueError(msg) from None
+
+
+def fit_net(
+    name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
+    opts: TrainerOptions = TrainerOptions(),
+) -> FitResult:
+    """Train ``NETS[name]`` on ``train`` with early stopping on ``val``; best state kept."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from training.datamodules import NightDataModule, class_weights
+    from training.lit_module import BestState, StagerModule, feature_stats
+
+    if opts.accelerator == "cpu" and opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    net = build_net(name, train[0].features.shape[1], cfg)
+    net.set_feature_stats(*feature_stats([n.features for n in train]))
+    module = StagerModule(net, cfg.lr, cfg.weight_decay,
+                          class_weights(train, cfg.class_weight_power))
+    dm = NightDataModule(train, val, cfg.crop_epochs, cfg.batch_size,
+                         max_steps=cfg.max_steps, seed=cfg.seed)
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    best = BestState(cfg.monitor, mode)
+    trainer = L.Trainer(
+        accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
+        max_steps=cfg.max_steps,
+        val_check_interval=cfg.val_every_steps, check_val_every_n_epoch=None,
+        callbacks=[best, EarlyStopping(cfg.monitor, patience=cfg.patience, mode=mode)],
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic=opts.deterministic,
+        gradient_clip_val=cfg.grad_clip,
+    )
+    with warnings.catch_warnings():
+        # one "epoch" is the whole crop stream, and there is no worker to add on CPU
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        # torch's own pytree deprecation, raised inside Lightning's loaders (not ours)
+        warnings.filterwarnings("ignore", ".*LeafSpec.*", FutureWarning)
+        trainer.fit(module, datamodule=dm)
+    net = module.net.cpu().eval()
+    return FitResult(net, best.best_step, best.sign * best.best, trainer.global_step,
+                     best.history)
+
+
+def predict_nights(net: Any, nights: Sequence[Night]) -> dict[str, NDArray[np.float32]]:
+    """Probabilities ``(T, 4)`` of each whole night, keyed by night id."""
+    import torch
+
+    from training.datamodules import collate_nights
+
+    out = {}
+    with torch.no_grad():
+        for night in nights:
+            x, valid, _ = collate_nights([(night.features, night.labels(4).astype(np.int64))])
+            fwd = net.forward_sequence if net.kind == "causal" else net
+            out[night.night] = fwd(x, valid)[0].numpy().astype(np.float32)
+    return out
+
+
+def run_fold(
+    name: str, nights: NightSet, fold: Fold, cfg: TrainConfig, opts: TrainerOptions
+) -> FoldResult:
+    """Train on ``fold.train``, stop early on ``fold.val``, predict ``fold.test``."""
+    t0 = time.perf_counter()
+    fit = fit_net(name, nights.select(fold.train), nights.select(fold.val), cfg, opts)
+    probs = predict_nights(fit.net, nights.select(fold.test))
+    return FoldResult(fold, probs, fit.best_step, fit.best_value, fit.steps,
+                      time.perf_counter() - t0, fit.history)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(nights: NightSet, threads: int) -> None:
+    import torch
+
+    from training.run import quiet_lightning
+
+    quiet_lightning()
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    torch.set_num_threads(threads)
+    _WORKER["nights"] = nights
+
+
+def _run_in_worker(name: str, fold: Fold, cfg: TrainConfig, opts: TrainerOptions) -> FoldResult:
+    import logging
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    return run_fold(name, _WORKER["nights"], fold, cfg, opts)
+
+
+def run_cv(
+    nights: NightSet,
+    variant: str,
+    cfg: TrainConfig,
+    folds: Sequence[Fold],
+    opts: TrainerOptions = TrainerOptions(),
+    jobs: int = 1,
+    progress: Any = None,
+) -> list[FoldResult]:
+    """Run every fold of one variant; ``jobs`` > 1 runs folds in worker processes (CPU).
+
+    ``progress`` is an optional callable ``(FoldResult) -> None`` called as folds finish.
+    """
+    name = f"{nights.family}-{variant}"
+    results: list[FoldResult] = []
+    if jobs <= 1:
+        for fold in folds:
+            results.append(run_fold(name, nights, fold, cfg, opts))
+            if progress:
+                progress(results[-1])
+        return results
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(nights, opts.threads)) as pool:
+        futures = [pool.submit(_run_in_worker, name, f, cfg, opts) for f in folds]
+        for fut in as_completed(futures):
+            results.append(fut.result())
+            if progress:
+                progress(results[-1])
+    return sorted(results, key=lambda r: r.fold.number)
+
+
+def save_predictions(
+    path: str | Path, nights: NightSet, variant: str, results: Sequence[FoldResult]
+) -> Path:
+    """Write ``predictions-<variant>.npz``: per night probs (T, 4), stages, subject, fold."""
+    by_night = {n.night: n for n in nights}
+    arrays: dict[str, Any] = {}
+    meta = []
+    for r in results:
+        for night_id, p in r.probs.items():
+            n = by_night[night_id]
+            arrays[f"probs/{night_id}"] = p
+            arrays[f"stages/{night_id}"] = n.stages
+            meta.append((night_id, n.subject, r.fold.number, r.best_step, r.seconds))
+    arrays["meta"] = np.array(meta, dtype=object).astype(str)
+    path = Path(path) / f"predictions-{variant}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path

@@ -1,0 +1,166 @@
+"""Nights as batches: seeded random crops for training, whole nights for validation and test.
+
+A batch is ``(x, valid, y)``: features ``(B, T, F)`` float32, ``valid`` ``(B, T)`` (1 for
+a real epoch, 0 for padding) and 4-class labels ``(B, T)`` int64 with -1 where the epoch
+is not scored or is padding. Nights of unequal length are right-padded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from training.datasets.base import Night
+
+__all__ = ["CropDataset", "NightDataModule", "NightDataset", "class_weights", "collate_nights"]
+
+Item = tuple[NDArray[np.float32], NDArray[np.int64]]
+
+
+def collate_nights(items: Sequence[Item]) -> tuple[Tensor, Tensor, Tensor]:
+    """Right-pad ``(features, labels)`` pairs into ``(x, valid, y)`` tensors."""
+    n_max = max(f.shape[0] for f, _ in items)
+    n_feat = items[0][0].shape[1]
+    x = torch.zeros(len(items), n_max, n_feat, dtype=torch.float32)
+    valid = torch.zeros(len(items), n_max, dtype=torch.float32)
+    y = torch.full((len(items), n_max), -1, dtype=torch.int64)
+    for i, (f, lab) in enumerate(items):
+        n = f.shape[0]
+        x[i, :n] = torch.from_numpy(np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0))
+        valid[i, :n] = 1.0
+        y[i, :n] = torch.from_numpy(lab)
+    return x, valid, y
+
+
+class NightDataset(Dataset[Item]):
+    """Whole nights, one item per night, in the given order."""
+
+    def __init__(self, nights: Sequence[Night]) -> None:
+        self.nights = tuple(nights)
+
+    def __len__(self) -> int:
+        return len(self.nights)
+
+    def __getitem__(self, i: int) -> Item:
+        night = self.nights[i]
+        return night.features, night.labels(4).astype(np.int64)
+
+
+class CropDataset(Dataset[Item]):
+    """``length`` random crops; item ``i`` is a pure function of ``(seed, i)``.
+
+    Determinism does not depend on worker processes or on a sampler (a DDP sampler just
+    shards the indices). A night shorter than ``crop_epochs`` is returned whole; nights
+    are drawn in proportion to their length.
+    """
+
+    def __init__(
+        self, nights: Sequence[Night], crop_epochs: int | None, length: int, seed: int = 0
+    ) -> None:
+        if not nights:
+            msg = "CropDataset needs at least one night; got none"
+            raise ValueError(msg)
+        self.nights = tuple(nights)
+        self.crop_epochs, self.length, self.seed = crop_epochs, length, seed
+        sizes = np.array([len(n) for n in self.nights], dtype=np.float64)
+        self.p = sizes / sizes.sum()
+        self.labels = [n.labels(4).astype(np.int64) for n in self.nights]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> Item:
+        rng = np.random.default_rng([self.seed, i])
+        k = int(rng.choice(len(self.nights), p=self.p))
+        night, n = self.nights[k], len(self.nights[k])
+        if self.crop_epochs is None or n <= self.crop_epochs:
+            return night.features, self.labels[k]
+        start = int(rng.integers(0, n - self.crop_epochs + 1))
+        stop = start + self.crop_epochs
+        return night.features[start:stop], self.labels[k][start:stop]
+
+
+def class_weights(nights: Sequence[Night], power: float, n_classes: int = 4) -> NDArray[np.float32]:
+    """Cross-entropy class weights ``frequency ** -power``, normalised to mean 1 per epoch.
+
+    Parameters
+    ----------
+    nights : sequence of Night
+        Training nights (scored epochs only are counted).
+    power : float
+        0 = unweighted, 1 = fully balanced.
+    n_classes : int
+        Number of classes (4).
+    """
+    labels = np.concatenate([n.labels(n_classes) for n in nights])
+    counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
+    freq = np.maximum(counts, 1.0) / max(counts.sum(), 1.0)
+    w = freq ** -float(power)
+    w /= float((freq * w).sum())
+    return w.astype(np.float32)
+
+
+class NightDataModule(L.LightningDataModule):
+    """Training crops and whole validation/test nights for one fold.
+
+    Parameters
+    ----------
+    train_nights, val_nights : sequence of Night
+        Training and validation nights (subject-disjoint; see :mod:`training.cv`).
+    crop_epochs : int or None
+        Training crop length in epochs; None = whole nights.
+    batch_size : int
+        Training crops per batch.
+    max_steps : int
+        Training steps the crop stream must cover (one Lightning epoch).
+    test_nights : sequence of Night
+        Nights for ``predict`` (whole, one per batch).
+    seed : int
+        Seed of the crops.
+    val_batch_size : int
+        Whole nights per validation batch.
+    """
+
+    def __init__(
+        self,
+        train_nights: Sequence[Night],
+        val_nights: Sequence[Night],
+        crop_epochs: int | None,
+        batch_size: int,
+        *,
+        max_steps: int = 1000,
+        test_nights: Sequence[Night] = (),
+        seed: int = 0,
+        val_batch_size: int = 4,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            msg = f"batch_size must be >= 1; got {batch_size}"
+            raise ValueError(msg)
+        self.train_nights, self.val_nights = tuple(train_nights), tuple(val_nights)
+        self.test_nights = tuple(test_nights)
+        self.crop_epochs, self.batch_size, self.max_steps = crop_epochs, batch_size, max_steps
+        self.seed, self.val_batch_size = seed, val_batch_size
+
+    def train_dataloader(self) -> DataLoader[Item]:
+        """Seeded crops, ``max_steps * batch_size`` of them."""
+        ds = CropDataset(self.train_nights, self.crop_epochs,
+                         self.max_steps * self.batch_size, self.seed)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
+                          collate_fn=collate_nights)
+
+    def val_dataloader(self) -> DataLoader[Item]:
+        """Whole validation nights."""
+        return DataLoader(NightDataset(self.val_nights), batch_size=self.val_batch_size,
+                          collate_fn=collate_nights)
+
+    def predict_dataloader(self) -> DataLoader[Item]:
+        """Whole test nights, one per batch, in order."""
+        return DataLoader(NightDataset(self.test_nights), batch_size=1,
+                          collate_fn=collate_nights)

@@ -1,0 +1,171 @@
+"""The LightningModule that trains any stager net, with pooled validation κ.
+
+The net is an argument, as in Lightning's backbone example; the loss is class-weighted
+cross entropy on 4-class labels with ``ignore_index=-1``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import ArrayLike
+from torch import Tensor
+
+from models.nets import StagerNet
+from models.nets._layers import to_stage_set
+from training.evaluation.metrics import scores_from_confusion
+
+__all__ = ["BestState", "StagerModule"]
+
+
+class StagerModule(L.LightningModule):
+    """Train a stager on 4-class labels.
+
+    Parameters
+    ----------
+    net : StagerNet
+        Any net of :mod:`models.nets`; causal nets are trained through
+        ``forward_sequence`` (every epoch of a crop from its own causal window).
+    lr, weight_decay : float
+        AdamW settings.
+    class_weights : array-like of float, shape (4,), optional
+        Cross-entropy class weights (see :func:`training.datamodules.class_weights`).
+
+    Notes
+    -----
+    Validation accumulates 4- and 3-class confusion matrices over all validation nights
+    (reduced across devices) and logs ``val_kappa4``, ``val_kappa3`` and ``val_loss``.
+    """
+
+    def __init__(
+        self,
+        net: StagerNet,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+        class_weights: ArrayLike | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, StagerNet):
+            msg = f"net must be a stager from models.nets; got {type(net).__name__}"
+            raise TypeError(msg)
+        if lr <= 0 or weight_decay < 0:
+            msg = f"need lr > 0 and weight_decay >= 0; got lr={lr}, weight_decay={weight_decay}"
+            raise ValueError(msg)
+        self.net, self.lr, self.weight_decay = net, lr, weight_decay
+        w = torch.ones(net.n_outputs) if class_weights is None else torch.as_tensor(
+            np.asarray(class_weights, dtype=np.float32))
+        if w.shape != (net.n_outputs,):
+            msg = f"class_weights must have shape ({net.n_outputs},); got {tuple(w.shape)}"
+            raise ValueError(msg)
+        self.class_weights: Tensor
+        self.register_buffer("class_weights", w)
+        self._cm: dict[int, Tensor] = {}
+        self._val_loss: list[Tensor] = []
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        """Logits ``(B, T, n_outputs)`` for every epoch of ``x`` ``(B, T, F)``."""
+        if self.net.kind == "causal":
+            return self.net.forward_sequence(x, valid, return_logits=True)  # type: ignore[operator]
+        return self.net(x, valid, return_logits=True)
+
+    def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                               weight=self.class_weights, ignore_index=-1)
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Weighted cross entropy over the scored epochs of a batch of crops."""
+        x, valid, y = batch
+        loss = self._loss(self(x, valid), y)
+        self.log("train_loss", loss, prog_bar=False, batch_size=x.shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the confusion matrices."""
+        self._cm = {k: torch.zeros(k, k, device=self.device) for k in (4, 3)}
+        self._val_loss = []
+
+    def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        """Accumulate confusion matrices of whole validation nights."""
+        x, valid, y = batch
+        logits = self(x, valid)
+        self._val_loss.append(self._loss(logits, y).detach())
+        probs = torch.softmax(logits, dim=-1)
+        scored = y >= 0
+        for k, cm in self._cm.items():
+            p = probs if k == 4 else to_stage_set(probs, k)
+            ref = y if k == 4 else _reduce_4_to(y, k)
+            # one-hot product, not bincount: bincount has no deterministic CUDA kernel
+            ref_1h = F.one_hot(ref[scored], k).to(cm.dtype)
+            cm += ref_1h.T @ F.one_hot(p.argmax(-1)[scored], k).to(cm.dtype)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log pooled κ (4 and 3 classes) and the mean loss."""
+        for k, cm in self._cm.items():
+            total = self.trainer.strategy.reduce(cm, reduce_op="sum")
+            kappa = scores_from_confusion(total.detach().cpu().numpy().astype(np.int64)).kappa
+            self.log(f"val_kappa{k}", float(np.nan_to_num(kappa, nan=0.0)), sync_dist=False)
+        loss = torch.stack(self._val_loss).mean() if self._val_loss else torch.tensor(0.0)
+        self.log("val_loss", loss, sync_dist=True)
+
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Probabilities ``(B, T, n_outputs)`` of whole nights."""
+        x, valid, _ = batch
+        return torch.softmax(self(x, valid), dim=-1)
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with cosine decay over the planned steps."""
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.max_steps), 1) if self.trainer.max_steps > 0 else 1000
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.lr, total_steps=total + 1, pct_start=0.1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _reduce_4_to(y: Tensor, k: int) -> Tensor:
+    """4-class labels (W, light, deep, REM) to 3 (W, NREM, REM) or 2 (W, sleep)."""
+    table = torch.tensor([0, 1, 1, 2] if k == 3 else [0, 1, 1, 1], device=y.device)
+    return table[y.clamp(min=0)]
+
+
+class BestState(L.Callback):
+    """Keep the best state dict by a logged metric in memory; restore it when fit ends.
+
+    No checkpoint file is written. ``mode`` is ``"max"`` for κ and ``"min"`` for loss.
+    """
+
+    def __init__(self, monitor: str, mode: str = "max") -> None:
+        self.monitor, self.sign = monitor, 1.0 if mode == "max" else -1.0
+        self.best: float = -np.inf
+        self.best_step = 0
+        self.state: dict[str, Tensor] | None = None
+        self.history: list[tuple[int, float]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Copy the weights when the monitored value improves."""
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        self.history.append((trainer.global_step, value))
+        if self.sign * value > self.best:
+            self.best, self.best_step = self.sign * value, trainer.global_step
+            self.state = copy.deepcopy(pl_module.state_dict())
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Load the best weights back."""
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+
+
+def feature_stats(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over the rows of the training nights (NaN-safe)."""
+    rows = np.concatenate(features, axis=0).astype(np.float64)
+    mean = np.nan_to_num(np.nanmean(rows, axis=0))
+    std = np.nan_to_num(np.nanstd(rows, axis=0), nan=1.0)
+    std[std < 1e-6] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)

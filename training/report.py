@@ -1,0 +1,175 @@
+"""The cross-validation report: scores of every saved prediction set of a run folder.
+
+A run folder holds ``predictions-<model>.npz`` files (written by :mod:`training.cv` and
+:mod:`training.baselines`): per night ``probs/<night>`` (n_epochs, n_classes) and
+``stages/<night>`` (canonical stages), plus ``meta`` rows ``(night, subject, fold, ...)``.
+For each model and each of the 4/3/2-class sets it fits, the report gives pooled κ,
+macro-F1, accuracy, per-class F1 and the median per-subject κ, writes ``results.md`` and
+``results.json``, confusion-matrix PNGs and, for the networks, one hypnogram per night
+(reference vs predicted with the probabilities). Everything is recomputed from the saved
+predictions, so no retraining is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.card import stage_groups
+from models.stages import Stage, reduce_stages, stage_names
+from training.evaluation.metrics import Scores, Spread, _spread, score_classes
+from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
+
+__all__ = ["ModelPredictions", "Report", "build_report", "load_predictions", "score_model"]
+
+# 4-class index -> a canonical stage to draw (light is drawn as N2).
+_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
+_TO_STAGE3 = np.array([Stage.W, Stage.N2, Stage.REM], dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class ModelPredictions:
+    """Saved CV predictions of one model: per night probabilities and reference stages."""
+
+    name: str
+    probs: dict[str, NDArray[np.float32]]
+    stages: dict[str, NDArray[np.int8]]
+    subject: dict[str, str]
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of the saved probabilities (4 for the nets, 3 for the authors' set)."""
+        return int(next(iter(self.probs.values())).shape[-1])
+
+
+def load_predictions(path: str | Path) -> ModelPredictions:
+    """Read one ``predictions-<model>.npz``."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        meta = z["meta"]
+        probs = {str(m[0]): z[f"probs/{m[0]}"] for m in meta}
+        stages = {str(m[0]): z[f"stages/{m[0]}"] for m in meta}
+    return ModelPredictions(path.stem.removeprefix("predictions-"), probs, stages,
+                            {str(m[0]): str(m[1]) for m in meta})
+
+
+def predicted_classes(probs: NDArray[np.floating], stage_set: int) -> NDArray[np.int64]:
+    """Arg-max class in ``stage_set`` after summing probabilities into its groups."""
+    groups = stage_groups(stage_set, from_set=int(probs.shape[-1]))
+    summed = np.stack([probs[..., list(g)].sum(axis=-1) for g in groups], axis=-1)
+    return summed.argmax(axis=-1)
+
+
+class ModelScores:
+    """Pooled scores, per-subject κ and its spread for one model and stage set."""
+
+    def __init__(self, pooled: Scores, subject_kappa: dict[str, float]) -> None:
+        self.pooled, self.subject_kappa = pooled, subject_kappa
+        self.spread: Spread = _spread(list(subject_kappa.values()))
+
+
+def score_model(pred: ModelPredictions, stage_set: int) -> ModelScores:
+    """Score one model in one stage set (epochs unscored in the reference are left out)."""
+    by_subject: dict[str, tuple[list[Any], list[Any]]] = {}
+    for night, p in pred.probs.items():
+        ref, guess = by_subject.setdefault(pred.subject[night], ([], []))
+        ref.append(reduce_stages(pred.stages[night], stage_set))
+        guess.append(predicted_classes(p, stage_set))
+    names = stage_names(stage_set)
+    pooled = score_classes(np.concatenate([np.concatenate(r) for r, _ in by_subject.values()]),
+                           np.concatenate([np.concatenate(g) for _, g in by_subject.values()]),
+                           stage_set, names)
+    kappa = {s: score_classes(np.concatenate(r), np.concatenate(g), stage_set, names).kappa
+             for s, (r, g) in by_subject.items()}
+    return ModelScores(pooled, kappa)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`build_report` computed and wrote."""
+
+    scores: dict[str, dict[int, ModelScores]]
+    markdown: str
+    files: tuple[Path, ...]
+
+
+def _row(model: str, k: int, s: ModelScores) -> str:
+    p = s.pooled
+    f1 = ", ".join(f"{c} {v:.2f}" for c, v in zip(p.class_names, p.f1, strict=True))
+    return (f"| {model} | {k} | {p.kappa:.3f} | {p.macro_f1:.3f} | {p.accuracy:.3f} | "
+            f"{s.spread.median:.3f} ({s.spread.q25:.2f}-{s.spread.q75:.2f}) | {f1} | "
+            f"{p.n_epochs} |")
+
+
+def _markdown(title: str, scores: dict[str, dict[int, ModelScores]]) -> str:
+    lines = [f"## {title}", "",
+             "| model | classes | pooled κ | macro-F1 | accuracy | median subject κ (IQR) "
+             "| F1 per class | epochs |", "|---|---|---|---|---|---|---|---|"]
+    for k in (4, 3, 2):
+        lines += [_row(m, k, per[k]) for m, per in scores.items() if k in per]
+    return "\n".join(lines) + "\n"
+
+
+def _order(name: str) -> tuple[int, str]:
+    rank = {"causal": 0, "offline": 1}
+    return (rank.get(name, 2), name)
+
+
+def _plots(run: Path, pred: ModelPredictions, per: dict[int, ModelScores]) -> list[Path]:
+    figs = run / "figures"
+    figs.mkdir(exist_ok=True)
+    files = []
+    for k, s in per.items():
+        path = figs / f"confusion-{pred.name}-{k}class.png"
+        plot_confusion_matrix(s.pooled.confusion, s.pooled.class_names,
+                              title=f"{pred.name}, {k} classes, pooled", path=path)
+        files.append(path)
+    if pred.name in ("causal", "offline"):
+        table = _TO_STAGE if pred.n_classes == 4 else _TO_STAGE3
+        for night, p in pred.probs.items():
+            path = figs / f"hypnogram-{pred.name}-{night}.png"
+            plot_hypnogram(table[p.argmax(-1)], probabilities=p, reference=pred.stages[night],
+                           stage_set=pred.n_classes, title=f"{night} ({pred.name})", path=path)
+            files.append(path)
+    return files
+
+
+def build_report(run: str | Path, *, plots: bool = True) -> Report:
+    """Score every ``predictions-*.npz`` of a run folder; write results.md/.json (+ PNGs).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder holds no predictions.
+    """
+    import matplotlib.pyplot as plt
+
+    run = Path(run)
+    paths = sorted(run.glob("predictions-*.npz"), key=lambda p: _order(p.stem[12:]))
+    if not paths:
+        msg = f"no predictions-*.npz in {run}; run `sleepstream train cv` first"
+        raise FileNotFoundError(msg)
+    meta = json.loads((run / "cv.json").read_text()) if (run / "cv.json").is_file() else {}
+    scores: dict[str, dict[int, ModelScores]] = {}
+    files: list[Path] = []
+    for path in paths:
+        pred = load_predictions(path)
+        scores[pred.name] = {k: score_model(pred, k) for k in (4, 3, 2) if k <= pred.n_classes}
+        if plots:
+            files += _plots(run, pred, scores[pred.name])
+            plt.close("all")
+    title = (f"{meta.get('dataset', run.name)} ({meta.get('family', '')}), "
+             f"{meta.get('folds', 'loso')} cross-validation")
+    md = _markdown(title, scores)
+    (run / "results.md").write_text(md)
+    js = {m: {str(k): {"pooled": s.pooled.as_dict(), "subject_kappa": s.subject_kappa,
+                        "median_subject_kappa": s.spread.median} for k, s in per.items()}
+          for m, per in scores.items()}
+    (run / "results.json").write_text(json.dumps(js, indent=1, default=float))
+    files += [run / "results.md", run / "results.json"]
+    return Report(scores, md, tuple(files))

@@ -1,0 +1,104 @@
+"""Drivers behind ``sleepstream train``: load a dataset, run a whole CV with progress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.config import DATASET_FAMILY, config_path, load_config
+from training.cv import FoldResult, TrainerOptions, make_folds, run_cv, save_predictions
+from training.datasets.base import NightSet
+
+__all__ = ["load_dataset", "quiet_lightning", "run_cv_command"]
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's per-Trainer info lines and one torch-internal FutureWarning."""
+    import lightning  # noqa: F401  (its import sets the log level; set ours after it)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*LeafSpec.*", FutureWarning)
+
+
+def load_dataset(dataset: str, data: str | Path, progress: bool = True) -> NightSet:
+    """Nights of ``sleep-accel`` (cropped folder) or ``slpdb``."""
+    from training.datasets import load_sleep_accel, load_slpdb
+
+    if dataset not in DATASET_FAMILY:
+        msg = f"--dataset must be one of {sorted(DATASET_FAMILY)}; got {dataset!r}"
+        raise ValueError(msg)
+    loader = load_sleep_accel if dataset == "sleep-accel" else load_slpdb
+    return loader(data, progress=progress)
+
+
+def _feature_version() -> str:
+    from models.features.registry import FEATURE_VERSION
+
+    return FEATURE_VERSION
+
+
+def _kappa_so_far(nights: NightSet, results: Sequence[FoldResult]) -> float:
+    import numpy as np
+
+    from training.evaluation.metrics import score_classes
+
+    by_night = {n.night: n for n in nights}
+    ref, pred = [], []
+    for r in results:
+        for night_id, p in r.probs.items():
+            ref.append(by_night[night_id].labels(4))
+            pred.append(p.argmax(-1))
+    return score_classes(np.concatenate(ref), np.concatenate(pred), 4).kappa
+
+
+def run_cv_command(
+    dataset: str, data: str | Path, variants: Sequence[str], folds: str, out: str | Path,
+    *, opts: TrainerOptions, jobs: int = 1, config_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the CV of each variant, write predictions + a run record; return the record."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    quiet_lightning()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    nights = load_dataset(dataset, data, progress)
+    old = json.loads((out / "cv.json").read_text()) if (out / "cv.json").is_file() else {}
+    record: dict[str, Any] = {"dataset": dataset, "family": nights.family, "folds": folds,
+                              "data": str(data), "variants": old.get("variants", {})}
+    for variant in variants:
+        cfg = load_config(config_path(dataset, variant, config_dir))
+        fold_list = make_folds(nights.subjects, folds, n_val_subjects=cfg.n_val_subjects,
+                               seed=cfg.seed)
+        done: list[FoldResult] = []
+        t0 = time.perf_counter()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[kappa]}"), TimeElapsedColumn(),
+                      disable=not progress) as bar:
+            task = bar.add_task(f"{nights.family}-{variant}", total=len(fold_list), kappa="")
+
+            def on_fold(r: FoldResult, task: Any = task, bar: Any = bar,
+                        done: list[FoldResult] = done) -> None:
+                done.append(r)
+                bar.update(task, advance=1,
+                           kappa=f"pooled 4-class κ so far {_kappa_so_far(nights, done):.3f}")
+
+            results = run_cv(nights, variant, cfg, fold_list, opts, jobs, on_fold)
+        wall = time.perf_counter() - t0
+        save_predictions(out, nights, variant, results)
+        record["variants"][variant] = {
+            "config": cfg.model_dump(), "wall_s": wall, "jobs": jobs,
+            "feature_version": _feature_version(),
+            "folds": [{"index": r.fold.number, "train": r.fold.train, "val": r.fold.val,
+                       "test": r.fold.test, "best_step": r.best_step,
+                       "best_value": r.best_value, "steps": r.steps, "seconds": r.seconds}
+                      for r in results],
+        }
+        (out / "cv.json").write_text(json.dumps(record, indent=2))
+    return record

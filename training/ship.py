@@ -1,0 +1,131 @@
+"""Final models: trained on all subjects, exported to ONNX with their model card.
+
+The hyperparameters are those the CV run recorded in its ``cv.json`` (so the card's
+metrics belong to the shipped configuration); ``config_dir`` forces the YAML files.
+Procedure (documented in the cards' ``training_data``): exactly as one CV fold, but with
+no test subject: ``n_val_subjects`` subjects (seeded draw) are held out for early stopping
+and the choice of the best state, and all other subjects train. Feature statistics come
+from the training subjects. The card's ``cv_metrics`` are read from the CV run folder's
+``results.json`` (pooled κ for 4/3/2 classes, macro-F1, median subject κ).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.card import DatasetRef
+from training.config import TrainConfig, config_path, load_config
+from training.cv import TrainerOptions, fit_net, make_folds
+
+__all__ = ["DATASETS", "cv_metrics", "ship_models"]
+
+_PHYSIONET = ("Goldberger A. et al. (2000) PhysioBank, PhysioToolkit, and PhysioNet. "
+              "Circulation 101(23):e215-e220.")
+
+#: Dataset references and attribution text per training dataset.
+DATASETS: dict[str, tuple[DatasetRef, str]] = {
+    "sleep-accel": (
+        DatasetRef(
+            name="Sleep-Accel (Motion and heart rate from a wrist-worn wearable and labeled "
+                 "sleep from polysomnography)",
+            licence="ODC-By-1.0", url="https://doi.org/10.13026/hmhs-py35", n_subjects=31,
+            citation="Walch O. et al. (2019) Sleep stage prediction with raw acceleration "
+                     "and photoplethysmography heart rate data derived from a consumer "
+                     "wearable device. SLEEP 42(12). PhysioNet, doi:10.13026/hmhs-py35."),
+        "Trained on Sleep-Accel (Walch O., Huang Y., Forger D., Goldstein C., PhysioNet, "
+        "doi:10.13026/hmhs-py35), ODC-By 1.0; the authors' cropped heart rate and activity "
+        "counts. " + _PHYSIONET),
+    "slpdb": (
+        DatasetRef(
+            name="MIT-BIH Polysomnographic Database (SLPDB)", licence="ODC-By-1.0",
+            url="https://physionet.org/content/slpdb/", n_subjects=16,
+            citation="Ichimaru Y., Moody G.B. (1999) Development of the polysomnographic "
+                     "database on CD-ROM. Psychiatry Clin Neurosci 53:175-177."),
+        "Trained on the MIT-BIH Polysomnographic Database (Ichimaru Y., Moody G.B. 1999, "
+        "PhysioNet), ODC-By 1.0; RR intervals from the expert beat annotations. "
+        + _PHYSIONET),
+}
+
+
+def cv_metrics(cv_dir: str | Path, variant: str) -> dict[str, float]:
+    """Card metrics of one variant from a CV run's ``results.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run has no ``results.json`` (run ``sleepstream train report`` on it).
+    """
+    path = Path(cv_dir) / "results.json"
+    if not path.is_file():
+        msg = f"{path} not found; run `sleepstream train cv` (or `train report`) first"
+        raise FileNotFoundError(msg)
+    results = json.loads(path.read_text())
+    if variant not in results:
+        warnings.warn(f"{path} has no {variant!r} results (has {sorted(results)}); the card "
+                      "gets no CV metrics. Run that variant's CV, then ship again.",
+                      UserWarning, stacklevel=2)
+        return {}
+    out: dict[str, float] = {}
+    for k, r in results[variant].items():
+        out[f"kappa_{k}class"] = float(r["pooled"]["kappa"])
+        out[f"macro_f1_{k}class"] = float(r["pooled"]["macro_f1"])
+        out[f"accuracy_{k}class"] = float(r["pooled"]["accuracy"])
+        out[f"median_subject_kappa_{k}class"] = float(r["median_subject_kappa"])
+    return out
+
+
+def _config(dataset: str, variant: str, cv_dir: str | Path,
+            config_dir: str | Path | None) -> TrainConfig:
+    """The config the CV run evaluated (so the card's metrics are its), else the YAML."""
+    if config_dir is None:
+        path = Path(cv_dir) / "cv.json"
+        runs = json.loads(path.read_text()).get("variants", {}) if path.is_file() else {}
+        if variant in runs:
+            return TrainConfig.model_validate(runs[variant]["config"])
+    return load_config(config_path(dataset, variant, config_dir))
+
+
+def ship_models(
+    dataset: str, data: str | Path, cv_dir: str | Path, out: str | Path,
+    variants: Sequence[str] = ("causal", "offline"), *,
+    opts: TrainerOptions | None = None, config_dir: str | Path | None = None,
+) -> list[Path]:
+    """Train each variant on all subjects and export ``<family>-<variant>.onnx`` + card."""
+    from models.export import export_onnx
+    from models.features.registry import FEATURE_VERSION, feature_names
+    from training.run import load_dataset, quiet_lightning
+
+    quiet_lightning()
+    opts = opts or TrainerOptions()
+    nights = load_dataset(dataset, data, progress=False)
+    ref, attribution = DATASETS[dataset]
+    written: list[Path] = []
+    for variant in variants:
+        cfg = _config(dataset, variant, cv_dir, config_dir)
+        metrics = cv_metrics(cv_dir, variant)
+        # one "fold" whose test group is empty: the first LOSO fold's split plus its subject
+        fold = make_folds(nights.subjects, "loso", n_val_subjects=cfg.n_val_subjects,
+                          seed=cfg.seed)[0]
+        train = nights.select(fold.train + fold.test)
+        fit = fit_net(f"{nights.family}-{variant}", train, nights.select(fold.val), cfg, opts)
+        described = (
+            f"{attribution} {len(nights.subjects)} subjects ({len(nights)} nights): "
+            f"{len(fold.train) + 1} trained, {len(fold.val)} held out for early stopping "
+            f"(best at step {fit.best_step} of {fit.steps}, {cfg.monitor} "
+            f"{fit.best_value:.3f}). "
+            + ("CV metrics: leave-one-subject-out, pooled over subjects." if metrics else
+               "No CV metrics: the cross-validation of this configuration did not finish.")
+        )
+        exported = export_onnx(
+            fit.net, out, feature_names=feature_names(nights.family),
+            feature_version=FEATURE_VERSION, training_data=described,
+            attribution=attribution, datasets=(ref,),
+            cv_metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+        )
+        written += [exported.onnx_path, exported.card_path]
+    return written
