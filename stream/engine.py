@@ -53,13 +53,14 @@ class Session:
     time_zone: str = "UTC"
     start_is_nominal: bool = False
     modalities: tuple[str, ...] = ()
+    live: bool = True
 
     @classmethod
     def from_event(cls, ev: SessionEvent) -> Session:
         """Build from a ``start`` session event (``t_utc`` is the session start)."""
         start = ev.t_utc.astimezone(ZoneInfo(ev.time_zone))
         return cls(ev.subject_id, ev.session_id, start, ev.family, ev.time_zone,
-                   ev.start_is_nominal, tuple(ev.modalities))
+                   ev.start_is_nominal, tuple(ev.modalities), ev.live)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -67,7 +68,7 @@ class Session:
             "subject_id": self.subject_id, "session_id": self.session_id,
             "start_utc": self.start.astimezone(UTC).isoformat(), "family": self.family,
             "time_zone": self.time_zone, "start_is_nominal": self.start_is_nominal,
-            "modalities": list(self.modalities),
+            "modalities": list(self.modalities), "live": self.live,
         }
 
     @classmethod
@@ -75,7 +76,7 @@ class Session:
         """Inverse of :meth:`to_state`."""
         start = datetime.fromisoformat(d["start_utc"]).astimezone(ZoneInfo(d["time_zone"]))
         return cls(d["subject_id"], d["session_id"], start, d["family"], d["time_zone"],
-                   bool(d["start_is_nominal"]), tuple(d["modalities"]))
+                   bool(d["start_is_nominal"]), tuple(d["modalities"]), bool(d.get("live", True)))
 
     def epoch_start(self, index: int) -> datetime:
         """Start of epoch ``index`` (UTC)."""

@@ -5,12 +5,13 @@ One class per concern, each with its own environment prefix under ``SLEEPSTREAM_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["SinkSettings"]
+__all__ = ["SinkSettings", "StreamSettings", "kafka_bootstrap"]
 
 
 class SinkSettings(BaseSettings):
@@ -84,3 +85,74 @@ class SinkSettings(BaseSettings):
             msg = "kind v1 needs a database: set SLEEPSTREAM_INFLUX_DATABASE"
             raise ValueError(msg)
         return self
+
+
+def kafka_bootstrap(broker: str) -> str:
+    """``host:port[,host:port]`` of a Faust broker URL (``kafka://host:port;host2:port``)."""
+    hosts = broker.split("://", 1)[-1]
+    return ",".join(h.strip() for h in hosts.replace(";", ",").split(",") if h.strip())
+
+
+class StreamSettings(BaseSettings):
+    """The worker and the replay tools (environment ``SLEEPSTREAM_*``).
+
+    Example: ``SLEEPSTREAM_BROKER=kafka://10.0.0.5:9092 SLEEPSTREAM_PARTITIONS=16``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SLEEPSTREAM_", extra="ignore")
+
+    broker: str = Field(
+        default="kafka://127.0.0.1:9092",
+        pattern=r"^(kafka|aiokafka)://[^\s]+$",
+        description="Kafka bootstrap servers as a Faust URL (kafka://host:port;host2:port).",
+    )
+    app_id: str = Field(default="sleepstream", pattern=r"^[A-Za-z0-9._-]+$",
+                        description="Faust app id: consumer group and internal topic prefix.")
+    topic_prefix: str = Field(default="sleep.", pattern=r"^[A-Za-z0-9._-]*$",
+                              description="Prefix of the topic names (sleep.samples, ...).")
+    partitions: int = Field(default=8, ge=1, le=1024,
+                            description="Partitions of every topic: the unit of scale-out.")
+    replication_factor: int = Field(default=1, ge=1, description="Replicas of each topic.")
+    grace_s: float = Field(
+        default=30.0, ge=0,
+        description="Late samples are accepted until event time passes an epoch's end by "
+        "this much; must be at least the longest chunk span a source sends.",
+    )
+    end_wait_s: float = Field(
+        default=5.0, ge=0,
+        description="After a session end without final_seq (or with chunks missing), the "
+        "night is finished once the subject has been silent this long.",
+    )
+    silence_timeout_s: float = Field(
+        default=1800.0, gt=0,
+        description="A session with no message for this long is finished as if it ended.",
+    )
+    unknown_session_wait_s: float = Field(
+        default=30.0, ge=0,
+        description="How long chunks of a session whose start has not arrived are held "
+        "before they are dead-lettered.",
+    )
+    batch_max: int = Field(default=2000, ge=1, description="Most messages per agent batch.")
+    batch_within_s: float = Field(
+        default=0.05, gt=0, description="Longest wait in s to fill an agent batch.")
+    tick_interval_s: float = Field(
+        default=1.0, gt=0, description="Period of the timer that closes silent subjects.")
+    stats_interval_s: float = Field(
+        default=10.0, gt=0, description="Period of the sleep_pipeline health points.")
+    weights_dir: Path | None = Field(
+        default=None, description="Folder of the ONNX models and cards (default: shipped).")
+    data_dir: Path = Field(default=Path(".sleepstream"),
+                           description="Faust's local data folder.")
+    web_enabled: bool = Field(default=True, description="Run the worker's web server.")
+    web_host: str = Field(default="127.0.0.1",
+                          description="Address the web server binds (loopback by default).")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Web server port.")
+
+    def topic(self, name: str) -> str:
+        """Full name of topic ``name`` (``sessions``, ``samples``, ``stages``, ...)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` list for aiokafka clients."""
+        return kafka_bootstrap(self.broker)

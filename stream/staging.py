@@ -9,6 +9,7 @@ events plus a :class:`~stream.schemas.NightSummary`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from models.features import FEATURE_VERSION, feature_names
 from models.runtime import OnnxStager, load_model, validate_card
 from stream.engine import EPOCH_S, ClosedEpoch, Session
-from stream.schemas import ModelKind, NightSummary, StageEvent
+from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 
 __all__ = ["Stager", "night_summary"]
 
@@ -34,6 +35,7 @@ def _events(
     valid: Sequence[bool],
     closed_at: datetime,
     emitted_at: datetime,
+    inputs: Sequence[EpochInputStats | None] | None = None,
 ) -> list[StageEvent]:
     names = model.card.class_names
     best = probs.argmax(axis=1)
@@ -49,6 +51,7 @@ def _events(
             probabilities={n: float(p[j]) for j, n in enumerate(names)},
             confidence=float(p[best[i]]), valid=bool(valid[i]), closed_at_utc=closed_at,
             emitted_at_utc=emitted_at, latency_s=max(0.0, latency),
+            inputs=None if inputs is None else inputs[i],
         ))
     return out
 
@@ -93,8 +96,34 @@ class Stager:
         events: list[StageEvent] = []
         for i, (session, epoch) in enumerate(closed):
             events += _events(session, [epoch.index], probs[i: i + 1], self.causal, "causal",
-                              [epoch.has_data], closed_at, stamp)
+                              [epoch.has_data], closed_at, stamp,
+                              [EpochInputStats(**dataclasses.asdict(epoch.inputs))])
         return events
+
+    def predict_night(
+        self, rows: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Batch predictions of a whole night: what the stream must reproduce epoch by epoch.
+
+        Returns
+        -------
+        causal, offline : ndarray of float32, shape (n_epochs, n_classes)
+            The causal model on each epoch's last ``context_epochs`` rows (left-padded,
+            masked) and the offline model on the whole night.
+        """
+        n, ctx = rows.shape[0], self.context_epochs
+        if n == 0:
+            empty = np.zeros((0, len(self.causal.card.class_names)), np.float32)
+            return empty, empty.copy()
+        padded = np.concatenate([np.zeros((ctx - 1, rows.shape[1]), np.float32), rows])
+        valid = np.concatenate([np.zeros(ctx - 1, np.float32), np.ones(n, np.float32)])
+        idx = np.arange(n)[:, None] + np.arange(ctx)[None, :]
+        causal = np.concatenate([
+            self.causal.predict(padded[idx[i: i + 1000]], valid[idx[i: i + 1000]])
+            for i in range(0, n, 1000)
+        ])
+        offline = self.offline.predict(rows[None], np.ones((1, n), np.float32))[0]
+        return causal, offline
 
     def stage_night(
         self,

@@ -37,6 +37,15 @@ class SessionEvent(Payload):
     start_is_nominal : bool
         True when the start is not a real clock time (replays of data published with
         relative times); time-of-day features are then masked.
+    live : bool
+        True (default) when event time follows the wall clock: the worker's timer then
+        closes a silent subject's epochs once the wall clock passes their end plus the
+        grace period. Replays faster than real time send False, so epochs close on the
+        samples' own event time only.
+    final_seq : dict of str to int
+        ``end`` only, optional: the last sequence number each source sent in the session.
+        The worker finishes the night (offline revision, summary) as soon as it has
+        processed them all; without it, it waits for ``end_wait_s`` of silence.
     """
 
     event: Literal["start", "end"]
@@ -48,6 +57,8 @@ class SessionEvent(Payload):
     time_zone: str = "UTC"
     t_utc: UtcDatetime
     start_is_nominal: bool = False
+    live: bool = True
+    final_seq: dict[Identifier, int] = Field(default_factory=dict)
 
     @field_validator("time_zone")
     @classmethod
@@ -63,5 +74,11 @@ class SessionEvent(Payload):
     def _start_names_modalities(self) -> SessionEvent:
         if self.event == "start" and not self.modalities:
             msg = "a session start must list the modalities the device sends"
+            raise ValueError(msg)
+        if self.event == "start" and self.final_seq:
+            msg = "final_seq belongs on the session end, not the start"
+            raise ValueError(msg)
+        if any(v < 0 for v in self.final_seq.values()):
+            msg = "final_seq values are sequence numbers (>= 0)"
             raise ValueError(msg)
         return self

@@ -9,9 +9,23 @@ from pydantic import Field, model_validator
 from models.stages import CLASS_NAMES
 from stream.schemas.base import FiniteFloat, Identifier, Payload, UtcDatetime
 
-__all__ = ["ModelKind", "StageEvent"]
+__all__ = ["EpochInputStats", "ModelKind", "StageEvent"]
 
 ModelKind = Literal["causal", "offline"]
+
+
+class EpochInputStats(Payload):
+    """What arrived during one epoch (carried by causal events for the input panels).
+
+    Means are None when no sample of that modality fell into the epoch.
+    """
+
+    hr_mean_bpm: FiniteFloat | None = None
+    hr_samples: int = Field(default=0, ge=0)
+    activity_counts: FiniteFloat | None = None
+    activity_samples: int = Field(default=0, ge=0)
+    rr_mean_s: FiniteFloat | None = None
+    beats: int = Field(default=0, ge=0)
 
 
 class StageEvent(Payload):
@@ -50,6 +64,8 @@ class StageEvent(Payload):
         Wall time when the event was produced.
     latency_s : float
         ``emitted_at_utc - closed_at_utc`` in seconds.
+    inputs : EpochInputStats, optional
+        Causal events only: sample statistics of the epoch.
     """
 
     subject_id: Identifier
@@ -67,6 +83,7 @@ class StageEvent(Payload):
     closed_at_utc: UtcDatetime
     emitted_at_utc: UtcDatetime
     latency_s: FiniteFloat
+    inputs: EpochInputStats | None = None
 
     @model_validator(mode="after")
     def _classes(self) -> StageEvent:

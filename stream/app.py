@@ -1,0 +1,282 @@
+"""The Faust app: ``faust -A stream.app worker -l info``.
+
+Configured by the environment (:class:`~stream.settings.StreamSettings`, ``SLEEPSTREAM_*``;
+the sink by :class:`~stream.settings.SinkSettings`, ``SLEEPSTREAM_INFLUX_*``).
+
+Topics (prefix ``sleep.`` by default, all with ``SLEEPSTREAM_PARTITIONS`` partitions and
+keyed by subject id):
+
+``sessions`` and ``samples`` (in)
+    :class:`~stream.schemas.SessionEvent` and :class:`~stream.schemas.SampleChunk` as
+    JSON; read as raw bytes so that a bad message becomes a dead letter, not a crash.
+``stages``, ``summaries`` (out)
+    :class:`~stream.schemas.StageEvent` and :class:`~stream.schemas.NightSummary`.
+``deadletter`` (out)
+    :class:`~stream.schemas.DeadLetter`: raw bytes, topic, offset and reason.
+
+Agents and tables:
+
+``stage`` (sessions + samples)
+    The :class:`~stream.worker.Worker` logic in batches (``SLEEPSTREAM_BATCH_MAX`` messages
+    or ``SLEEPSTREAM_BATCH_WITHIN_S``): epochs close in event time, every epoch closed in a
+    batch is staged in one onnxruntime call per model family, nights are re-scored offline
+    at their end. Each subject's processor is checkpointed in the ``subject-state`` table
+    and each epoch's feature row in ``night-rows`` (both changelog-backed). A message is
+    acknowledged only once its effects are published and checkpointed, so a worker killed
+    at any moment resumes without losing or double-counting a sample.
+``sink`` (stages + summaries)
+    Writes stage events, the inputs they carry and night summaries to InfluxDB, and
+    acknowledges them once the database has them.
+timer ``tick``
+    Closes silent live subjects, finishes ended or abandoned nights, expires chunks of
+    sessions that never started.
+timer ``health``
+    Writes the ``sleep_pipeline`` point (events/s, dead letters, lag, latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+import numpy as np
+from faust.types import TP, EventT
+
+from stream.codecs import DecodeFailure, decode, register_codecs
+from stream.schemas import DeadLetter, NightSummary, StageEvent
+from stream.settings import SinkSettings, StreamSettings
+from stream.sinks import EpochInputs, PipelineStats, SinkItem, make_sink
+from stream.worker import Effects, Inbound, TopicKind, Worker
+
+__all__ = ["SubjectTable", "app", "create_app", "worker_of"]
+
+log = logging.getLogger(__name__)
+
+_partition: ContextVar[int | None] = ContextVar("sleepstream_partition", default=None)
+
+
+@contextmanager
+def _in_partition(partition: int) -> Iterator[None]:
+    token = _partition.set(partition)
+    try:
+        yield
+    finally:
+        _partition.reset(token)
+
+
+class SubjectTable(faust.Table):
+    """A table whose changelog partition is the subject's input partition.
+
+    Faust takes the partition of "the current event"; the stage agent writes many
+    subjects' checkpoints after a batch (and the timer writes outside any event), so the
+    partition is given explicitly instead, which keeps every subject's state on the
+    worker that owns its input partition.
+    """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        """The partition set by the writer, else Faust's rule."""
+        partition = _partition.get()
+        if partition is not None:
+            return partition
+        return super().partition_for_key(key)
+
+
+_WORKERS: dict[int, Worker] = {}
+
+
+def worker_of(app: faust.App) -> Worker:
+    """The :class:`~stream.worker.Worker` behind an app made by :func:`create_app`."""
+    return _WORKERS[id(app)]
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def create_app(
+    settings: StreamSettings | None = None, sink_settings: SinkSettings | None = None
+) -> faust.App:
+    """Build the app, its topics, tables, agents and timers."""
+    settings = settings or StreamSettings()
+    sink_settings = sink_settings or SinkSettings()
+    register_codecs()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        datadir=str(settings.data_dir),
+        store="memory://",
+        Table=SubjectTable,
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        producer_acks=-1,
+    )
+    names: dict[str, TopicKind] = {
+        settings.topic("sessions"): "sessions", settings.topic("samples"): "samples",
+    }
+    n = settings.partitions
+
+    def topic(name: str, value_serializer: str = "raw") -> Any:
+        return app.topic(settings.topic(name), partitions=n, internal=True,
+                         key_serializer="raw", value_serializer=value_serializer)
+
+    inputs = app.topic(*names, partitions=n, internal=True, key_serializer="raw",
+                       value_serializer="raw")
+    stages_topic = topic("stages", "sleepstream.stages.v1")
+    summaries_topic = topic("summaries", "sleepstream.summaries.v1")
+    dead_topic = topic("deadletter", "sleepstream.deadletter.v1")
+    outputs = app.topic(settings.topic("stages"), settings.topic("summaries"), partitions=n,
+                        internal=True, key_serializer="raw", value_serializer="raw")
+    state_table = app.Table("subject-state", default=None, partitions=n)
+    rows_table = app.Table("night-rows", default=None, partitions=n)
+    worker = Worker(settings, state_table.get, rows_table.get)
+    lock = asyncio.Lock()
+    offsets: dict[TP, int] = {}
+    worker_name = _worker_name()
+    _WORKERS[id(app)] = worker
+
+    async def publish(fx: Effects) -> None:
+        for event in fx.stage_events:
+            await stages_topic.send(key=event.subject_id.encode(), value=event)
+        for summary in fx.summaries:
+            await summaries_topic.send(key=summary.subject_id.encode(), value=summary)
+        for dead in fx.dead_letters:
+            await dead_topic.send(key=(dead.key or "").encode() or None, value=dead)
+        if fx.publishes:
+            await app.producer.flush()
+        for partition, key, value in fx.state:
+            with _in_partition(partition):
+                if value is None:
+                    if key in state_table:
+                        del state_table[key]
+                else:
+                    state_table[key] = value
+        for partition, key, row in fx.rows:
+            with _in_partition(partition):
+                if row is None:
+                    if key in rows_table:
+                        del rows_table[key]
+                else:
+                    rows_table[key] = row
+        for token in fx.release:
+            if token is not None:
+                cast(EventT, token).message.ack(app.consumer)
+
+    @app.agent(inputs, name="stage")  # type: ignore[arg-type]
+    async def stage(stream: faust.Stream) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            batch = []
+            for event in events:
+                message = event.message
+                # hold one reference: the message is acknowledged when its effects are
+                # durable (Effects.release), not when the batch ends
+                message.incref()
+                offsets[message.tp] = message.offset
+                batch.append(Inbound(names[message.topic], message.topic, message.partition,
+                                     message.offset, event.key, event.value, event))
+            async with lock:
+                fx = worker.handle(batch)
+                await publish(fx)
+
+    @app.timer(settings.tick_interval_s, name="tick")
+    async def tick() -> None:
+        async with lock:
+            fx = worker.tick()
+            await publish(fx)
+
+    @app.agent(outputs, name="sink")  # type: ignore[arg-type]
+    async def sink_agent(stream: faust.Stream) -> None:
+        sink = make_sink(sink_settings)
+        try:
+            async for events in stream.take_events(settings.batch_max,
+                                                   settings.batch_within_s):
+                items: list[SinkItem] = []
+                for event in events:
+                    message = event.message
+                    model = StageEvent if message.topic == settings.topic("stages") \
+                        else NightSummary
+                    payload = decode(event.value, model)
+                    if isinstance(payload, DecodeFailure):
+                        worker.stats.dead_letters[payload.stage] += 1
+                        await dead_topic.send(key=event.key, value=DeadLetter.wrap(
+                            event.value or b"", topic=message.topic,
+                            partition=message.partition, offset=message.offset,
+                            key=None if event.key is None else event.key.decode(
+                                "utf-8", "replace"),
+                            stage=payload.stage, reason=payload.reason,
+                            error_type=payload.error_type,
+                            received_at_utc=datetime.now(UTC)))
+                        continue
+                    items.append(cast(StageEvent | NightSummary, payload))
+                    if isinstance(payload, StageEvent) and payload.inputs is not None:
+                        i = payload.inputs
+                        items.append(EpochInputs(
+                            payload.subject_id, payload.session_id, payload.epoch_start_utc,
+                            i.hr_mean_bpm, i.hr_samples, i.activity_counts,
+                            i.activity_samples, i.rr_mean_s, i.beats))
+                await sink.write_batch(items)
+                await sink.flush()
+        finally:
+            await sink.close()
+
+    last: dict[str, float] = {"t": time.monotonic(), "events": 0.0}
+
+    @app.timer(settings.stats_interval_s, name="health")
+    async def health() -> None:
+        now = time.monotonic()
+        stats = worker.stats
+        events = stats.causal_events + stats.offline_events
+        rate = (events - last["events"]) / max(now - last["t"], 1e-9)
+        last.update(t=now, events=float(events))
+        lat = np.asarray(stats.latencies_s, dtype=np.float64)
+        stats.latencies_s.clear()
+        lag = 0
+        for tp, offset in offsets.items():
+            high = app.consumer.highwater(tp)
+            if high is not None:
+                lag += max(0, int(high) - offset - 1)
+        point = PipelineStats(
+            worker_name, float(rate), events, stats.dead_letter_total, lag,
+            float(np.percentile(lat, 50)) if lat.size else None,
+            float(np.percentile(lat, 99)) if lat.size else None,
+            worker.active_subjects,
+        )
+        log.info("sleepstream: %d subjects, %d stage events (%.1f/s), %d dead letters, "
+                 "lag %d", point.active_subjects, events, rate, point.dead_letters, lag)
+        if sink_settings.kind != "none":
+            sink = make_sink(sink_settings)
+            try:
+                await sink.write_batch([point])
+                await sink.flush()
+            except Exception as err:  # health must never stop the worker
+                log.warning("sleepstream: health point not written: %s", err)
+            finally:
+                await sink.close()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        mine = {tp.partition for tp in revoked if tp.topic in names}
+        if mine:
+            async with lock:
+                dropped = worker.drop_partitions(mine)
+            log.info("sleepstream: partitions %s revoked; %d subjects handed over",
+                     sorted(mine), dropped)
+
+    return app
+
+
+app = create_app()

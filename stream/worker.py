@@ -1,0 +1,516 @@
+"""What the Faust worker does with its messages, free of Faust: sessions, chunks, epochs, nights.
+
+:class:`Worker` takes batches of raw messages from the sessions and samples topics and
+returns :class:`Effects`: stage events, night summaries and dead letters to publish, table
+writes that checkpoint each subject, and the messages whose effects those writes make
+durable (the app acknowledges them only after the writes, so a crash re-delivers every
+message whose effects could be lost, and de-duplication by ``(source, seq)`` absorbs the
+re-delivery).
+
+Per subject it keeps one :class:`~stream.engine.SubjectProcessor` in memory and its
+checkpoint in the subject table: written at every epoch close, session start and end,
+never per chunk. Each closed epoch's feature row goes to the night-rows table so that the
+offline model can re-score the night at its end, on any worker that owns the subject.
+
+Ordering: chunks of a subject arrive in order (one key, one partition), but the sessions
+and samples topics are read independently, so a chunk may arrive before its session's
+start (it is held for ``unknown_session_wait_s``, then dead-lettered) and a session's end
+before its last chunks (the night is finished once every source has reached the end's
+``final_seq``, or after ``end_wait_s`` of silence).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.codecs import DecodeFailure, decode
+from stream.engine import EPOCH_S, ClosedEpoch, Outcome, SeqWindow, Session, SubjectProcessor
+from stream.schemas import DeadLetter, NightSummary, SampleChunk, SessionEvent, StageEvent
+from stream.settings import StreamSettings
+from stream.staging import Stager
+
+__all__ = ["Effects", "Inbound", "Worker", "WorkerStats", "row_key"]
+
+log = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+TopicKind = Literal["sessions", "samples"]
+
+
+def row_key(subject_id: str, session_id: str, index: int) -> str:
+    """Key of one epoch's feature row in the night-rows table."""
+    return f"{subject_id}|{session_id}|{index}"
+
+
+def _encode_row(row: NDArray[np.float32], has_data: bool) -> str:
+    data = base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
+    return f"{int(has_data)}:{data}"
+
+
+def _decode_row(value: str) -> tuple[NDArray[np.float32], bool]:
+    flag, data = value.split(":", 1)
+    return np.frombuffer(base64.b64decode(data), dtype="<f4").copy(), flag == "1"
+
+
+@dataclass
+class Inbound:
+    """One consumed message: where it came from, its raw key and value, and an ack token."""
+
+    kind: TopicKind
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    token: object = None
+
+
+@dataclass
+class Effects:
+    """What the app must do after a batch, in this order.
+
+    1. publish ``stage_events``, ``summaries`` and ``dead_letters`` and wait until the
+       broker has them;
+    2. write ``state`` and ``rows`` (``(partition, key, value)``; value None deletes);
+    3. acknowledge the ``release`` tokens.
+    """
+
+    stage_events: list[StageEvent] = field(default_factory=list)
+    summaries: list[NightSummary] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    state: list[tuple[int, str, dict[str, Any] | None]] = field(default_factory=list)
+    rows: list[tuple[int, str, str | None]] = field(default_factory=list)
+    release: list[object] = field(default_factory=list)
+
+    @property
+    def publishes(self) -> bool:
+        """Whether anything is to be published."""
+        return bool(self.stage_events or self.summaries or self.dead_letters)
+
+
+@dataclass
+class WorkerStats:
+    """Counters since the worker started."""
+
+    messages: int = 0
+    chunks: int = 0
+    duplicates: int = 0
+    held_unknown_session: int = 0
+    epochs_closed: int = 0
+    causal_events: int = 0
+    offline_events: int = 0
+    nights_finished: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    @property
+    def dead_letter_total(self) -> int:
+        """All dead letters."""
+        return sum(self.dead_letters.values())
+
+
+@dataclass
+class _End:
+    t_utc: datetime
+    final_seq: dict[str, int]
+    received: float  # monotonic
+
+    def to_state(self) -> dict[str, Any]:
+        return {"t_utc": self.t_utc.isoformat(), "final_seq": self.final_seq}
+
+
+@dataclass
+class _Pending:
+    msg: Inbound
+    chunk: SampleChunk
+    since: float  # monotonic
+
+
+@dataclass
+class _Subject:
+    subject_id: str
+    partition: int
+    last_seen: float
+    proc: SubjectProcessor | None = None
+    end: _End | None = None
+    finished_session: str | None = None
+    finished_sources: dict[str, SeqWindow] = field(default_factory=dict)
+    held: list[object] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    closed: list[tuple[Session, ClosedEpoch]] = field(default_factory=list)
+    dirty: bool = False
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "v": _STATE_VERSION,
+            "proc": None if self.proc is None else self.proc.to_state(),
+            "end": None if self.end is None else self.end.to_state(),
+            "finished_session": self.finished_session,
+            "finished_sources": {k: w.to_state() for k, w in self.finished_sources.items()},
+        }
+
+
+class Worker:
+    """Sessions and chunks in, stage events, summaries, dead letters and checkpoints out.
+
+    Parameters
+    ----------
+    settings : StreamSettings
+        Grace period, waits and timeouts, model folder.
+    state_lookup : callable
+        ``subject_id -> checkpoint dict or None``: reads the subject table (after a restart
+        or a rebalance the in-memory processors are rebuilt from it).
+    rows_lookup : callable
+        ``row_key -> encoded row or None``: reads the night-rows table.
+    stagers : dict, optional
+        Family -> :class:`~stream.staging.Stager` (default: the shipped models, loaded on
+        first use).
+    clock : callable, optional
+        Monotonic clock for silence timeouts (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        state_lookup: Callable[[str], dict[str, Any] | None],
+        rows_lookup: Callable[[str], str | None],
+        *,
+        stagers: dict[str, Stager] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.state_lookup = state_lookup
+        self.rows_lookup = rows_lookup
+        self.stagers: dict[str, Stager] = dict(stagers or {})
+        self.clock = clock
+        self.subjects: dict[str, _Subject] = {}
+        self.stats = WorkerStats()
+        self._offline: list[tuple[Session, NDArray[np.float32], list[bool]]] = []
+        self._finished_now: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ public
+    @property
+    def active_subjects(self) -> int:
+        """Subjects with an open session in memory."""
+        return sum(1 for s in self.subjects.values() if s.proc is not None)
+
+    def stager(self, family: str) -> Stager:
+        """The family's models (loaded once)."""
+        if family not in self.stagers:
+            self.stagers[family] = Stager(family, self.settings.weights_dir)
+        return self.stagers[family]
+
+    def handle(self, batch: Iterable[Inbound], now_utc: datetime | None = None) -> Effects:
+        """Process one batch of consumed messages (in consumption order)."""
+        fx = Effects()
+        closed_at = now_utc or datetime.now(UTC)
+        touched: dict[str, _Subject] = {}
+        for msg in batch:
+            self.stats.messages += 1
+            if msg.kind == "sessions":
+                self._on_session(msg, fx, touched)
+            else:
+                self._on_chunk(msg, fx, touched)
+        self._finish_batch(touched, fx, closed_at)
+        return fx
+
+    def tick(self, now_utc: datetime | None = None) -> Effects:
+        """Timer work: close silent live subjects and finish ended or abandoned nights.
+
+        Also dead-letters chunks whose session start never arrived.
+        """
+        fx = Effects()
+        wall = now_utc or datetime.now(UTC)
+        now = self.clock()
+        touched: dict[str, _Subject] = {}
+        for sub in list(self.subjects.values()):
+            expired = [p for p in sub.pending
+                       if now - p.since >= self.settings.unknown_session_wait_s]
+            if expired:
+                sub.pending = [p for p in sub.pending if p not in expired]
+                for p in expired:
+                    self._dead(fx, p.msg, "process", (
+                        f"chunk of session {p.chunk.session_id!r} of {p.chunk.subject_id!r}, "
+                        f"whose start never arrived within {self.settings.unknown_session_wait_s}"
+                        " s; send the session start first"), "UnknownSession")
+                touched[sub.subject_id] = sub
+            proc = sub.proc
+            if proc is None:
+                continue
+            silent = now - sub.last_seen
+            if sub.end is not None and silent >= self.settings.end_wait_s:
+                self._finish_night(sub, sub.end.t_utc, fx)
+                touched[sub.subject_id] = sub
+            elif silent >= self.settings.silence_timeout_s:
+                log.info("subject %s silent for %.0f s: finishing its night",
+                         sub.subject_id, silent)
+                self._finish_night(sub, None, fx)
+                touched[sub.subject_id] = sub
+            elif proc.session.live:
+                now_s = (wall - proc.session.start).total_seconds()
+                n = proc.due(now_s)
+                if n:
+                    sub.closed += [(proc.session, e) for e in proc.close(n)]
+                    touched[sub.subject_id] = sub
+        self._finish_batch(touched, fx, wall)
+        return fx
+
+    def drop_partitions(self, partitions: set[int]) -> int:
+        """Forget the subjects of revoked partitions; returns how many.
+
+        Their unacknowledged messages are re-delivered to the new owner, which rebuilds
+        the subjects from the tables.
+        """
+        gone = [k for k, s in self.subjects.items() if s.partition in partitions]
+        for k in gone:
+            del self.subjects[k]
+        return len(gone)
+
+    # ------------------------------------------------------------------ subjects
+    def _subject(self, subject_id: str, partition: int) -> _Subject:
+        sub = self.subjects.get(subject_id)
+        if sub is not None:
+            sub.partition = partition
+            return sub
+        sub = _Subject(subject_id, partition, self.clock())
+        state = self.state_lookup(subject_id)
+        if state is not None:
+            if state.get("v") != _STATE_VERSION:
+                log.error("subject %s: checkpoint version %r unknown; starting afresh",
+                          subject_id, state.get("v"))
+            else:
+                if state["proc"] is not None:
+                    sub.proc = SubjectProcessor.from_state(state["proc"])
+                if state["end"] is not None:
+                    sub.end = _End(datetime.fromisoformat(state["end"]["t_utc"]),
+                                   dict(state["end"]["final_seq"]), self.clock())
+                sub.finished_session = state["finished_session"]
+                sub.finished_sources = {
+                    k: SeqWindow.from_state(v, 4096)
+                    for k, v in state["finished_sources"].items()
+                }
+        self.subjects[subject_id] = sub
+        return sub
+
+    def _dead(self, fx: Effects, msg: Inbound, stage: str, reason: str, error_type: str) -> None:
+        self.stats.dead_letters[stage] += 1
+        fx.dead_letters.append(DeadLetter.wrap(
+            msg.value or b"", topic=msg.topic, partition=msg.partition, offset=msg.offset,
+            key=None if msg.key is None else msg.key.decode("utf-8", "replace"),
+            stage=stage, reason=reason, error_type=error_type,
+            received_at_utc=datetime.now(UTC),
+        ))
+        fx.release.append(msg.token)
+
+    def _check_key(self, msg: Inbound, subject_id: str, fx: Effects) -> bool:
+        if msg.key == subject_id.encode():
+            return True
+        self._dead(fx, msg, "validate", (
+            f"message key {msg.key!r} is not the subject id {subject_id!r}; key every "
+            "message by its subject_id so that a subject's messages stay in order"),
+            "KeyMismatch")
+        return False
+
+    # ------------------------------------------------------------------ sessions
+    def _on_session(self, msg: Inbound, fx: Effects, touched: dict[str, _Subject]) -> None:
+        ev = decode(msg.value, SessionEvent)
+        if isinstance(ev, DecodeFailure):
+            self._dead(fx, msg, ev.stage, ev.reason, ev.error_type)
+            return
+        if not self._check_key(msg, ev.subject_id, fx):
+            return
+        sub = self._subject(ev.subject_id, msg.partition)
+        sub.last_seen = self.clock()
+        touched[sub.subject_id] = sub
+        if ev.event == "start":
+            self._on_start(sub, ev, msg, fx)
+        else:
+            self._on_end(sub, ev, msg, fx)
+
+    def _on_start(self, sub: _Subject, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
+        if (sub.proc is not None and sub.proc.session.session_id == ev.session_id) or (
+            sub.finished_session == ev.session_id
+        ):
+            self.stats.duplicates += 1
+            fx.release.append(msg.token)
+            return
+        if sub.proc is not None:  # a new night replaces one that never ended
+            log.info("subject %s: session %s starts while %s is open; finishing that one",
+                     sub.subject_id, ev.session_id, sub.proc.session.session_id)
+            self._finish_night(sub, None, fx)
+        sub.proc = SubjectProcessor(Session.from_event(ev), grace_s=self.settings.grace_s)
+        sub.end = None
+        sub.dirty = True
+        sub.held.append(msg.token)
+        waiting = [p for p in sub.pending if p.chunk.session_id == ev.session_id]
+        sub.pending = [p for p in sub.pending if p.chunk.session_id != ev.session_id]
+        for p in waiting:
+            self._apply(sub, p.msg, p.chunk, fx)
+
+    def _on_end(self, sub: _Subject, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
+        proc = sub.proc
+        if proc is None or proc.session.session_id != ev.session_id:
+            if sub.finished_session == ev.session_id:
+                self.stats.duplicates += 1
+                fx.release.append(msg.token)
+                return
+            self._dead(fx, msg, "process", (
+                f"end of session {ev.session_id!r} of {ev.subject_id!r}, which is not open "
+                "here; send its start first"), "UnknownSession")
+            return
+        sub.end = _End(ev.t_utc, dict(ev.final_seq), self.clock())
+        sub.dirty = True
+        sub.held.append(msg.token)
+        if ev.final_seq and self._final_reached(sub):
+            self._finish_night(sub, ev.t_utc, fx)
+
+    @staticmethod
+    def _final_reached(sub: _Subject) -> bool:
+        assert sub.proc is not None and sub.end is not None
+        sources = sub.proc.sources
+        return all(src in sources and sources[src].highest >= seq
+                   for src, seq in sub.end.final_seq.items())
+
+    # ------------------------------------------------------------------ chunks
+    def _on_chunk(self, msg: Inbound, fx: Effects, touched: dict[str, _Subject]) -> None:
+        chunk = decode(msg.value, SampleChunk)
+        if isinstance(chunk, DecodeFailure):
+            self._dead(fx, msg, chunk.stage, chunk.reason, chunk.error_type)
+            return
+        if not self._check_key(msg, chunk.subject_id, fx):
+            return
+        self.stats.chunks += 1
+        sub = self._subject(chunk.subject_id, msg.partition)
+        sub.last_seen = self.clock()
+        touched[sub.subject_id] = sub
+        if sub.proc is not None and sub.proc.session.session_id == chunk.session_id:
+            self._apply(sub, msg, chunk, fx)
+        elif sub.finished_session == chunk.session_id:
+            window = sub.finished_sources.get(chunk.source_id)
+            if window is not None and window.seen(chunk.seq):
+                self.stats.duplicates += 1
+                fx.release.append(msg.token)
+            else:
+                self._dead(fx, msg, "process", (
+                    f"chunk {chunk.source_id}#{chunk.seq} arrived after session "
+                    f"{chunk.session_id!r} of {chunk.subject_id!r} was finished"), "LateChunk")
+        else:
+            self.stats.held_unknown_session += 1
+            sub.pending.append(_Pending(msg, chunk, self.clock()))
+
+    def _apply(self, sub: _Subject, msg: Inbound, chunk: SampleChunk, fx: Effects) -> None:
+        proc = sub.proc
+        assert proc is not None
+        outcome, reason = proc.apply(chunk)
+        if outcome is Outcome.DUPLICATE:
+            self.stats.duplicates += 1
+            fx.release.append(msg.token)
+            return
+        if outcome is Outcome.REJECTED:
+            self._dead(fx, msg, "process", (
+                f"chunk {chunk.source_id}#{chunk.seq} of {chunk.subject_id!r}: {reason}"),
+                "RejectedChunk")
+            return
+        sub.held.append(msg.token)
+        n = proc.due()
+        if n:
+            sub.closed += [(proc.session, e) for e in proc.close(n)]
+        if sub.end is not None and sub.end.final_seq and self._final_reached(sub):
+            self._finish_night(sub, sub.end.t_utc, fx)
+
+    # ------------------------------------------------------------------ nights
+    def _finish_night(self, sub: _Subject, end: datetime | None, fx: Effects) -> None:
+        """Close the remaining epochs, re-score the night offline, leave a finished marker."""
+        proc = sub.proc
+        assert proc is not None
+        session = proc.session
+        if end is None:  # no end event: the night ends with the last epoch that had data
+            last = max(proc.watermark_s, proc.n_closed * EPOCH_S)
+            n_total = max(proc.n_closed, math.ceil(last / EPOCH_S)) if math.isfinite(last) \
+                else proc.n_closed
+            end = session.start + timedelta(seconds=n_total * EPOCH_S)
+        sub.closed += [(session, e) for e in proc.close_until(end)]
+        n = proc.n_closed
+        fresh = {e.index: e for s, e in sub.closed if s.session_id == session.session_id}
+        rows: list[NDArray[np.float32]] = []
+        has_data: list[bool] = []
+        width = proc.extractor.n_features
+        missing = 0
+        for k in range(n):
+            if k in fresh:
+                rows.append(fresh[k].row)
+                has_data.append(fresh[k].has_data)
+                continue
+            value = self.rows_lookup(row_key(sub.subject_id, session.session_id, k))
+            if value is None:
+                missing += 1
+                rows.append(np.zeros(width, np.float32))
+                has_data.append(False)
+            else:
+                row, flag = _decode_row(value)
+                rows.append(row)
+                has_data.append(flag)
+        if missing:
+            log.error("subject %s session %s: %d of %d feature rows missing from the "
+                      "night-rows table; they are scored as empty epochs",
+                      sub.subject_id, session.session_id, missing, n)
+        # causal events of the epochs closed just now come first (staged with the batch);
+        # the offline revision follows in the same batch
+        self._offline.append((session, np.stack(rows) if rows else
+                              np.zeros((0, width), np.float32), has_data))
+        for k in range(n):
+            if k not in fresh:
+                fx.rows.append((sub.partition, row_key(sub.subject_id, session.session_id, k),
+                                None))
+        sub.finished_session = session.session_id
+        sub.finished_sources = dict(proc.sources)
+        sub.proc = None
+        sub.end = None
+        sub.dirty = True
+        self._finished_now.add((sub.subject_id, session.session_id))
+        self.stats.nights_finished += 1
+
+    def _finish_batch(self, touched: dict[str, _Subject], fx: Effects, closed_at: datetime) -> None:
+        """Stage every epoch closed in the batch in one call per family, then checkpoint."""
+        by_family: dict[str, list[tuple[Session, ClosedEpoch]]] = {}
+        for sub in touched.values():
+            for session, epoch in sub.closed:
+                by_family.setdefault(session.family, []).append((session, epoch))
+        for family, closed in by_family.items():
+            events = self.stager(family).stage_causal(closed, closed_at)
+            self.stats.epochs_closed += len(events)
+            self.stats.causal_events += len(events)
+            self.stats.latencies_s.extend(e.latency_s for e in events)
+            fx.stage_events += events
+        for session, rows, has_data in self._offline:
+            events, summary = self.stager(session.family).stage_night(
+                session, rows, has_data, closed_at)
+            self.stats.offline_events += len(events)
+            fx.stage_events += events
+            if summary is not None:
+                fx.summaries.append(summary)
+        self._offline.clear()
+        for sub in touched.values():
+            for session, epoch in sub.closed:
+                if (sub.subject_id, session.session_id) not in self._finished_now:
+                    fx.rows.append((sub.partition,
+                                    row_key(sub.subject_id, session.session_id, epoch.index),
+                                    _encode_row(epoch.row, epoch.has_data)))
+            if sub.closed or sub.dirty:
+                fx.state.append((sub.partition, sub.subject_id, sub.to_state()))
+                fx.release += sub.held
+                sub.held = []
+            sub.closed = []
+            sub.dirty = False
+        self._finished_now.clear()
