@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from stream.cli_stream import register as register_stream_commands
+
 app = typer.Typer(
     name="sleepstream",
     help="Streaming, real-time sleep staging for wearables and polysomnography.",
@@ -247,6 +249,9 @@ def train_ship(
         raise _fail(err) from None
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+register_stream_commands(app)
 
 
 def main() -> None:

@@ -156,18 +156,28 @@ class SeqWindow:
         self.recent.add(seq)
         if seq > self.highest:
             self.highest = seq
-            floor = seq - self.size
-            if len(self.recent) > self.size:
+            if len(self.recent) > 2 * self.size:  # prune now and then, not on every add
+                floor = seq - self.size
                 self.recent = {s for s in self.recent if s > floor}
 
-    def to_state(self) -> list[int]:
-        """Sorted recent sequence numbers (the highest is the last)."""
-        return sorted(self.recent)
+    def to_state(self) -> list[list[int]]:
+        """Recent sequence numbers as sorted ``[first, last]`` runs.
+
+        Runs keep the state small: a source's sequence numbers are mostly consecutive.
+        """
+        runs: list[list[int]] = []
+        for seq in sorted(self.recent):
+            if runs and seq == runs[-1][1] + 1:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
+        return runs
 
     @classmethod
-    def from_state(cls, seqs: list[int], size: int) -> SeqWindow:
+    def from_state(cls, runs: list[list[int]], size: int) -> SeqWindow:
         """Inverse of :meth:`to_state`."""
-        return cls(size, max(seqs, default=-1), set(seqs))
+        seqs = {s for first, last in runs for s in range(first, last + 1)}
+        return cls(size, max(seqs, default=-1), seqs)
 
 
 _ACC_KEYS = {"heart_rate": 0, "activity_counts": 2, "rr": 4}
@@ -258,6 +268,14 @@ class SubjectProcessor:
         self.watermark_s = max(self.watermark_s, float(t[-1]))
         return Outcome.ACCEPTED, ""
 
+    def remember(self, chunk: SampleChunk) -> None:
+        """Record the chunk's sequence number as processed without using it.
+
+        For a chunk that was rejected (and dead-lettered): a second delivery of it is then
+        dropped as a duplicate, and the source's progress counts it.
+        """
+        self._remember(chunk)
+
     def _remember(self, chunk: SampleChunk) -> None:
         window = self.sources.setdefault(chunk.source_id, SeqWindow(self.dedupe_window))
         window.add(chunk.seq)
@@ -267,6 +285,12 @@ class SubjectProcessor:
         if slot is None:  # acceleration: its counts are summarised through the extractor
             for k in np.unique(np.floor(t / EPOCH_S).astype(np.int64)):
                 self.accumulators.setdefault(int(k), [0.0] * 6)
+            return
+        first, last = math.floor(t[0] / EPOCH_S), math.floor(t[-1] / EPOCH_S)
+        if first == last:  # the usual case: the whole chunk inside one epoch
+            acc = self.accumulators.setdefault(first, [0.0] * 6)
+            acc[slot] += float(v.sum())
+            acc[slot + 1] += float(len(v))
             return
         epochs = np.floor(t / EPOCH_S).astype(np.int64)
         for k in np.unique(epochs):

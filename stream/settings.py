@@ -120,8 +120,9 @@ class StreamSettings(BaseSettings):
     )
     end_wait_s: float = Field(
         default=5.0, ge=0,
-        description="After a session end without final_seq (or with chunks missing), the "
-        "night is finished once the subject has been silent this long.",
+        description="After a session end without final_seq, the night is finished once "
+        "the subject has been silent this long (with final_seq: once every source has "
+        "reached it, or after silence_timeout_s).",
     )
     silence_timeout_s: float = Field(
         default=1800.0, gt=0,

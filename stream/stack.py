@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from stream.settings import StreamSettings
+
 __all__ = [
     "EmbeddedBroker",
+    "LocalStack",
     "StackError",
     "WorkerProcess",
     "free_port",
@@ -223,6 +226,65 @@ class WorkerProcess:
         _stop(self.proc, 30.0)
 
     def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@dataclass
+class LocalStack:
+    """An embedded broker and one worker sharing a folder (what ``sleepstream up`` runs).
+
+    Parameters
+    ----------
+    root : Path
+        Folder of the broker's log, the worker's Faust data and both processes' output.
+    partitions : int
+        Partitions of every topic.
+    env : mapping, optional
+        More ``SLEEPSTREAM_*`` settings for the worker (sink, web port, ...).
+    """
+
+    root: Path
+    partitions: int = 4
+    env: Mapping[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker = field(init=False)
+    worker: WorkerProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.broker = EmbeddedBroker(self.root / "broker")
+        self.worker = WorkerProcess({}, self.root / "worker.log")
+
+    def settings(self) -> StreamSettings:
+        """Settings of clients of this stack (replays, collectors)."""
+        return StreamSettings(broker=self.broker.url, partitions=self.partitions)
+
+    def start(self) -> LocalStack:
+        """Start the broker, then the worker."""
+        self.broker.start()
+        self.worker.env = {
+            "SLEEPSTREAM_BROKER": self.broker.url,
+            "SLEEPSTREAM_PARTITIONS": str(self.partitions),
+            "SLEEPSTREAM_DATA_DIR": str(self.root / "worker"),
+            **self.env,
+        }
+        try:
+            self.worker.start()
+        except BaseException:
+            self.broker.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the worker, then the broker."""
+        try:
+            self.worker.stop()
+        finally:
+            self.broker.stop()
+
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,

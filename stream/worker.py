@@ -249,7 +249,8 @@ class Worker:
             if proc is None:
                 continue
             silent = now - sub.last_seen
-            if sub.end is not None and silent >= self.settings.end_wait_s:
+            if sub.end is not None and not sub.end.final_seq \
+                    and silent >= self.settings.end_wait_s:
                 self._finish_night(sub, sub.end.t_utc, fx)
                 touched[sub.subject_id] = sub
             elif silent >= self.settings.silence_timeout_s:
@@ -303,7 +304,8 @@ class Worker:
         self.subjects[subject_id] = sub
         return sub
 
-    def _dead(self, fx: Effects, msg: Inbound, stage: str, reason: str, error_type: str) -> None:
+    def _dead(self, fx: Effects, msg: Inbound, stage: str, reason: str, error_type: str,
+              *, release: bool = True) -> None:
         self.stats.dead_letters[stage] += 1
         fx.dead_letters.append(DeadLetter.wrap(
             msg.value or b"", topic=msg.topic, partition=msg.partition, offset=msg.offset,
@@ -311,7 +313,8 @@ class Worker:
             stage=stage, reason=reason, error_type=error_type,
             received_at_utc=datetime.now(UTC),
         ))
-        fx.release.append(msg.token)
+        if release:
+            fx.release.append(msg.token)
 
     def _check_key(self, msg: Inbound, subject_id: str, fx: Effects) -> bool:
         if msg.key == subject_id.encode():
@@ -418,9 +421,16 @@ class Worker:
             fx.release.append(msg.token)
             return
         if outcome is Outcome.REJECTED:
+            # its sequence number counts as processed (final_seq, de-duplication), so the
+            # message is held until that is checkpointed
+            proc.remember(chunk)
             self._dead(fx, msg, "process", (
                 f"chunk {chunk.source_id}#{chunk.seq} of {chunk.subject_id!r}: {reason}"),
-                "RejectedChunk")
+                "RejectedChunk", release=False)
+            sub.dirty = True
+            sub.held.append(msg.token)
+            if sub.end is not None and sub.end.final_seq and self._final_reached(sub):
+                self._finish_night(sub, sub.end.t_utc, fx)
             return
         sub.held.append(msg.token)
         n = proc.due()

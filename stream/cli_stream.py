@@ -1,0 +1,229 @@
+"""Stream subcommands of ``sleepstream``: ``up``, ``replay`` and ``replay-eval``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+if TYPE_CHECKING:
+    from ingestors.replay import ReplayNight
+    from stream.settings import StreamSettings
+
+__all__ = ["register"]
+
+Dataset = Literal["sleep-accel", "slpdb"]
+
+
+def _speed(text: str) -> float | None:
+    t = text.strip().lower().removesuffix("x")
+    if t in ("afap", "max", "fast"):
+        return None
+    if t in ("realtime", "real-time", "live"):
+        return 1.0
+    try:
+        value = float(t)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        msg = f"--speed must be 'afap', 'realtime' or a factor like 10 or 10x; got {text!r}"
+        raise typer.BadParameter(msg)
+    return value
+
+
+def _nights(dataset: str, path: Path, subjects: str | None) -> tuple[ReplayNight, ...]:
+    from ingestors.replay import sleep_accel_nights, slpdb_nights
+
+    chosen = tuple(s.strip() for s in subjects.split(",") if s.strip()) if subjects else None
+    if dataset == "sleep-accel":
+        return sleep_accel_nights(path, chosen)
+    if dataset == "slpdb":
+        return slpdb_nights(path, chosen)
+    msg = f"dataset must be 'sleep-accel' or 'slpdb'; got {dataset!r}"
+    raise typer.BadParameter(msg)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _settings(broker: str | None) -> StreamSettings:
+    from stream.settings import StreamSettings
+
+    return StreamSettings(broker=broker) if broker else StreamSettings()
+
+
+def replay_cmd(
+    dataset: Annotated[str, typer.Argument(help="sleep-accel or slpdb.")],
+    path: Annotated[Path, typer.Argument(help="The dataset folder.")],
+    speed: Annotated[str, typer.Option(help="afap, realtime, or a factor (60 = 60x).")] = "afap",
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subjects.")] = None,
+    anchor: Annotated[str, typer.Option(help="now: sessions start now; original: keep "
+                                        "the recorded clock.")] = "now",
+    broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
+                                               "SLEEPSTREAM_BROKER).")] = None,
+) -> None:
+    """Replay a dataset onto the broker, one session per night, all nights in parallel."""
+    from ingestors.errors import DataFormatError
+    from ingestors.replay import ReplayError, run_replay
+
+    if anchor not in ("now", "original"):
+        msg = "--anchor must be 'now' or 'original'"
+        raise typer.BadParameter(msg)
+    try:
+        nights = _nights(dataset, path, subjects)
+        report = run_replay(nights, _settings(broker), speed=_speed(speed),
+                            anchor=anchor)  # type: ignore[arg-type]
+    except (DataFormatError, FileNotFoundError, ReplayError) as err:
+        raise _fail(err) from None
+    typer.echo(report.summary())
+
+
+def _embedded_or_configured(stack: ExitStack, broker: str | None, root: Path,
+                            env: dict[str, str]) -> StreamSettings:
+    """The configured broker, or an embedded broker and worker started in ``root``."""
+    from stream.stack import LocalStack
+
+    if broker or os.environ.get("SLEEPSTREAM_BROKER"):
+        return _settings(broker)
+    local = stack.enter_context(LocalStack(root, env=env))
+    typer.echo(f"embedded broker {local.broker.url}; worker log {local.worker.log_path}")
+    return local.settings()
+
+
+def replay_eval_cmd(
+    dataset: Annotated[str, typer.Argument(help="sleep-accel or slpdb.")],
+    path: Annotated[Path, typer.Argument(help="The dataset folder.")],
+    out: Annotated[Path, typer.Option(help="Where the results go.")] = Path("runs/stream-eval"),
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subjects.")] = None,
+    broker: Annotated[str | None, typer.Option(help="Use this broker and its running "
+                                               "worker instead of embedded ones.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all events.")] = 900.0,
+) -> None:
+    """Replay a dataset through the broker and worker and score the stage events.
+
+    Without a configured broker (--broker or SLEEPSTREAM_BROKER) an embedded broker and
+    worker are started. Checks every epoch against the batch predictions of the same
+    models and scores causal and offline events against the labels (κ etc.).
+    """
+    from ingestors.errors import DataFormatError
+    from stream.replay_eval import run_and_evaluate
+
+    try:
+        nights = _nights(dataset, path, subjects)
+    except (DataFormatError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="sleepstream-") as tmp:
+        settings = _embedded_or_configured(stack, broker, Path(tmp), {
+            "SLEEPSTREAM_WEB_ENABLED": "false", "SLEEPSTREAM_END_WAIT_S": "2"})
+        result = run_and_evaluate(dataset, nights, settings, timeout_s=timeout)
+    paths = result.write(out)
+    typer.echo(result.markdown())
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    if not (result.complete and result.parity_ok):
+        raise typer.Exit(code=1)
+
+
+def up_cmd(
+    data: Annotated[Path | None, typer.Option(help="A Sleep-Accel folder (default: the "
+                                              "bundled night).")] = None,
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subjects.")] = None,
+    speed: Annotated[str, typer.Option(help="afap, realtime, or a factor.")] = "120",
+    out: Annotated[Path, typer.Option(help="Where the hypnograms go.")] = Path("runs/up"),
+    port: Annotated[int, typer.Option(help="Worker web port (127.0.0.1).")] = 6066,
+) -> None:
+    """Run the whole stream on this machine: broker, worker, replay, live stages.
+
+    Starts an embedded Kafka-compatible broker and the Faust worker, replays the bundled
+    Sleep-Accel night (or --data) as a live device would, prints each stage as the worker
+    emits it, then the offline revision and the night summary, and draws the hypnograms.
+    """
+    from ingestors.samples import sleep_accel_sample
+
+    folder = data or sleep_accel_sample()
+    nights = _nights("sleep-accel", folder, subjects)
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="sleepstream-") as tmp:
+        settings = _embedded_or_configured(stack, None, Path(tmp), {
+            "SLEEPSTREAM_WEB_PORT": str(port), "SLEEPSTREAM_END_WAIT_S": "2"})
+        typer.echo(f"worker web server: http://127.0.0.1:{port}/")
+        asyncio.run(_live(nights, settings, _speed(speed), out))
+
+
+async def _live(nights: tuple[ReplayNight, ...], settings: StreamSettings,
+                speed: float | None, out: Path) -> None:
+    from rich.console import Console
+
+    from ingestors.replay import replay
+    from stream.collect import OutputCollector
+
+    console = Console()
+    collector = OutputCollector(settings)
+    await collector.start()
+    expected = {(n.subject_id, n.session_id): n.n_epochs for n in nights}
+    task = asyncio.create_task(replay(nights, settings, speed=speed, anchor="now",
+                                      progress=False))
+    shown = 0
+    colours = {"W": "yellow", "light": "cyan", "deep": "blue", "REM": "magenta"}
+    try:
+        while not collector.complete(expected):
+            await collector.poll(0.5)
+            fresh = sorted(
+                (ev for (_, _, kind), evs in collector.events.items() if kind == "causal"
+                 for ev in evs.values()), key=lambda e: (e.epoch_start_utc, e.subject_id))
+            for ev in fresh[shown:]:
+                t = timedelta(seconds=ev.epoch_index * 30)
+                console.print(f"{ev.subject_id:>10} +{t}  epoch {ev.epoch_index:>4}  "
+                              f"[{colours[ev.stage]}]{ev.stage:<5}[/] p={ev.confidence:.2f}"
+                              f"  latency {ev.latency_s * 1000:.0f} ms")
+            shown = len(fresh)
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await task
+    finally:
+        await collector.stop()
+    _night_report(nights, collector, out, console)
+
+
+def _night_report(nights: tuple[ReplayNight, ...], collector: object, out: Path,
+                  console: object) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from stream.collect import OutputCollector
+    from stream.replay_eval import CLASS_TO_STAGE
+    from training.evaluation.plots import plot_hypnogram
+
+    assert isinstance(collector, OutputCollector)
+    out.mkdir(parents=True, exist_ok=True)
+    names = ("W", "light", "deep", "REM")
+    for night in nights:
+        key = (night.subject_id, night.session_id)
+        summary = collector.summaries[(*key, "offline")]
+        typer.echo(
+            f"{night.subject_id}: TST {summary.tst_min:.0f} min, sleep efficiency "
+            f"{summary.se_pct or 0:.0f} %, WASO {summary.waso_min:.0f} min, sleep onset "
+            f"{summary.sol_min if summary.sol_min is not None else float('nan'):.0f} min"
+        )
+        for kind in ("causal", "offline"):
+            evs = collector.events[(*key, kind)]
+            p = np.array([[evs[k].probabilities[c] for c in names] for k in sorted(evs)])
+            path = out / f"{night.subject_id}-{kind}.png"
+            fig = plot_hypnogram(CLASS_TO_STAGE[p.argmax(1)], probabilities=p,
+                                 reference=night.labels, stage_set=4,
+                                 title=f"{night.subject_id} {kind} (stream)", path=path)
+            plt.close(fig)
+            typer.echo(f"  {kind} hypnogram: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stream commands to the ``sleepstream`` app."""
+    app.command("up")(up_cmd)
+    app.command("replay")(replay_cmd)
+    app.command("replay-eval")(replay_eval_cmd)

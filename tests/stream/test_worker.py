@@ -1,0 +1,349 @@
+"""The worker's logic without Faust: bad input, ordering, nights, checkpoints and restarts.
+
+Tables are dicts here; the shipped models stage the epochs. The same logic runs under
+Faust in tests/stream/test_stream_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ingestors.replay import ReplayNight, plan_night, sleep_accel_nights
+from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
+from stream.schemas import SampleChunk, SessionEvent, StageEvent
+from stream.settings import StreamSettings
+from stream.staging import Stager
+from stream.worker import Effects, Inbound, Worker
+
+T0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Harness:
+    """A worker, its two tables as dicts, and everything it published and released."""
+
+    def __init__(self, stagers: dict[str, Stager], **settings: Any) -> None:
+        self.state: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, str] = {}
+        self.clock = Clock()
+        self.settings = StreamSettings(**settings)
+        self.stagers = stagers
+        self.events: list[StageEvent] = []
+        self.summaries: list[Any] = []
+        self.dead: list[Any] = []
+        self.released: set[int] = set()
+        self.offset = 0
+        self.restart()
+
+    def restart(self) -> None:
+        """A new worker process: memory gone, tables kept (JSON round trip)."""
+        self.state = json.loads(json.dumps(self.state))
+        self.worker = Worker(self.settings, self.state.get, self.rows.get,
+                             stagers=self.stagers, clock=self.clock)
+
+    def msg(self, kind: str, payload: Any, key: str | None = None, raw: bytes | None = None,
+            partition: int = 0) -> Inbound:
+        self.offset += 1
+        value = raw if raw is not None else payload.model_dump_json().encode()
+        subject = key if key is not None else payload.subject_id
+        return Inbound(kind, f"sleep.{kind}", partition, self.offset,  # type: ignore[arg-type]
+                       subject.encode(), value, token=self.offset)
+
+    def apply(self, fx: Effects) -> Effects:
+        self.events += fx.stage_events
+        self.summaries += fx.summaries
+        self.dead += fx.dead_letters
+        for _, key, value in fx.state:
+            if value is None:
+                self.state.pop(key, None)
+            else:
+                self.state[key] = json.loads(json.dumps(value))
+        for _, key, row in fx.rows:
+            if row is None:
+                self.rows.pop(key, None)
+            else:
+                self.rows[key] = row
+        self.released |= {int(t) for t in fx.release if t is not None}  # type: ignore[call-overload]
+        return fx
+
+    def feed(self, batch: list[Inbound]) -> Effects:
+        return self.apply(self.worker.handle(batch))
+
+    def tick(self, wall: datetime | None = None) -> Effects:
+        return self.apply(self.worker.tick(wall))
+
+
+@pytest.fixture(scope="module")
+def stagers() -> dict[str, Stager]:
+    return {"wearable": Stager("wearable")}
+
+
+@pytest.fixture(scope="module")
+def night() -> ReplayNight:
+    return sleep_accel_nights(sleep_accel_sample(), (SAMPLE_NIGHT,))[0]
+
+
+def _messages(h: Harness, night: ReplayNight, n_epochs: int | None = None,
+              spans: dict[str, float] | None = None) -> list[Inbound]:
+    plan = plan_night(night, anchor="original", spans=spans)
+    out = []
+    for m in plan.messages():
+        if n_epochs is not None and m.send_s > n_epochs * 30 and m.topic == "samples":
+            continue
+        if m.topic == "sessions" and m.payload.event == "end" and n_epochs is not None:
+            continue
+        out.append(h.msg(m.topic, m.payload))
+    return out
+
+
+def _key(ev: StageEvent) -> tuple[str, int]:
+    return (ev.kind, ev.epoch_index)
+
+
+def _signature(events: list[StageEvent]) -> dict[tuple[str, int], tuple[str, tuple[float, ...]]]:
+    return {_key(e): (e.stage, tuple(round(p, 6) for p in e.probabilities.values()))
+            for e in events}
+
+
+def test_night_in_batches_equals_batch_predictions(stagers: dict[str, Stager],
+                                                   night: ReplayNight) -> None:
+    from stream.replay_eval import batch_rows
+
+    h = Harness(stagers)
+    msgs = _messages(h, night)
+    for i in range(0, len(msgs), 97):
+        h.feed(msgs[i: i + 97])
+    causal, offline = stagers["wearable"].predict_night(batch_rows(night))
+    got = {k: sorted((e for e in h.events if e.kind == k), key=lambda e: e.epoch_index)
+           for k in ("causal", "offline")}
+    for kind, ref in (("causal", causal), ("offline", offline)):
+        assert [e.epoch_index for e in got[kind]] == list(range(night.n_epochs))
+        p = np.array([list(e.probabilities.values()) for e in got[kind]])
+        np.testing.assert_allclose(p, ref, atol=1e-5)
+    assert len(h.summaries) == 1 and h.summaries[0].n_epochs == night.n_epochs
+    # everything acknowledged, nothing dead, the night's rows deleted, a finished marker left
+    assert h.released == set(range(1, h.offset + 1))
+    assert not h.dead and not h.rows
+    assert h.state[night.subject_id]["finished_session"] == night.session_id
+    assert h.worker.active_subjects == 0
+
+
+def test_messages_released_only_at_checkpoints(stagers: dict[str, Stager],
+                                               night: ReplayNight) -> None:
+    h = Harness(stagers)
+    msgs = _messages(h, night, n_epochs=40)
+    start, chunks = msgs[0], msgs[1:]
+    h.feed([start])
+    assert start.token in h.released  # the session start is checkpointed at once
+    # a chunk that closes no epoch is held: its effect lives only in memory
+    first = h.feed([chunks[0]])
+    assert not first.state and chunks[0].token not in h.released
+    for c in chunks[1:]:
+        fx = h.feed([c])
+        if fx.stage_events:
+            # the epoch close wrote the checkpoint, so every held chunk is released
+            assert fx.state and all(m.token in h.released for m in chunks[: chunks.index(c) + 1])
+            break
+    else:
+        pytest.fail("no epoch closed")
+
+
+def test_kill_and_restart_anywhere_gives_the_same_events(stagers: dict[str, Stager],
+                                                         night: ReplayNight) -> None:
+    ref = Harness(stagers)
+    ref_msgs = _messages(ref, night)
+    ref.feed(ref_msgs)
+    want = _signature(ref.events)
+
+    for crash_at in (1, 150, 1234, len(ref_msgs) - 3):
+        h = Harness(stagers)
+        msgs = _messages(h, night)
+        for m in msgs[:crash_at]:
+            h.feed([m])
+        # kill -9: unreleased messages are re-delivered to a fresh worker (after the
+        # committed position, in order), the tables survive
+        redelivered = [m for m in msgs[:crash_at] if m.token not in h.released]
+        h.restart()
+        h.feed(redelivered)
+        for m in msgs[crash_at:]:
+            h.feed([m])
+        assert _signature(h.events) == want, f"crash after message {crash_at}"
+        assert h.released == set(range(1, h.offset + 1))
+        assert not h.dead
+
+
+def test_second_replay_changes_nothing(stagers: dict[str, Stager], night: ReplayNight) -> None:
+    h = Harness(stagers)
+    h.feed(_messages(h, night))
+    n_events, n_summaries = len(h.events), len(h.summaries)
+    state = json.dumps(h.state, sort_keys=True)
+    h.feed(_messages(h, night))
+    assert (len(h.events), len(h.summaries)) == (n_events, n_summaries)
+    assert json.dumps(h.state, sort_keys=True) == state
+    assert not h.dead
+    assert h.worker.stats.duplicates >= len(_messages(h, night))
+
+
+def _chunk(subject: str = "s1", session: str = "n1", seq: int = 0, t: float = 0.0,
+           values: tuple[float, ...] = (60.0,), source: str = "hr") -> SampleChunk:
+    return SampleChunk(subject_id=subject, session_id=session, source_id=source, seq=seq,
+                       modality="heart_rate", unit="bpm", t0_utc=T0 + timedelta(seconds=t),
+                       offsets_s=tuple(float(i) for i in range(len(values))), values=values)
+
+
+def _start(subject: str = "s1", session: str = "n1", live: bool = False) -> SessionEvent:
+    return SessionEvent(event="start", subject_id=subject, session_id=session,
+                        modalities=("heart_rate",), t_utc=T0, live=live)
+
+
+def test_bad_input_becomes_dead_letters_and_the_worker_goes_on(
+        stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers)
+    good = _chunk(seq=0, t=0.0)
+    nan_json = good.model_dump_json().replace('"values":[60.0]', '"values":[NaN]').encode()
+    wrong_version = good.model_dump_json().replace('"schema_version":1',
+                                                   '"schema_version":2').encode()
+    batch = [
+        h.msg("sessions", _start()),
+        h.msg("samples", None, key="s1", raw=b"{not json"),
+        h.msg("samples", None, key="s1", raw=wrong_version),
+        h.msg("samples", None, key="s1", raw=nan_json),
+        h.msg("samples", None, key="s1", raw=b""),
+        h.msg("samples", good, key="someone-else"),
+        h.msg("samples", good),
+        h.msg("samples", good),  # duplicate
+    ]
+    h.feed(batch)
+    reasons = [d.reason for d in h.dead]
+    assert len(h.dead) == 5
+    assert h.dead[0].stage == "decode" and "json" in reasons[0].lower()
+    assert "schema_version 2 is not supported" in reasons[1]
+    assert "finite" in reasons[2] and "values" in reasons[2]
+    assert "empty" in reasons[3]
+    assert "key" in reasons[4] and "subject id" in reasons[4]
+    assert h.dead[2].raw == nan_json and h.dead[2].topic == "sleep.samples"
+    assert h.worker.stats.duplicates == 1
+    # after all that the subject goes on: samples close epochs and get staged
+    more = [h.msg("samples", _chunk(seq=k, t=30.0 * k, values=(60.0,) * 30))
+            for k in range(1, 6)]
+    h.feed(more)
+    assert [e.epoch_index for e in h.events] == [0, 1, 2, 3]
+
+
+def test_late_and_out_of_order_chunks(stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers, grace_s=30.0)
+    h.feed([h.msg("sessions", _start())])
+    # seq 1 before seq 0, both inside the grace period: both used
+    h.feed([h.msg("samples", _chunk(seq=1, t=10.0)), h.msg("samples", _chunk(seq=0, t=0.0))])
+    assert not h.dead
+    # event time moves to 100 s: epochs 0 and 1 close (grace 30 s)
+    h.feed([h.msg("samples", _chunk(seq=2, t=100.0))])
+    assert [e.epoch_index for e in h.events] == [0, 1]
+    # a chunk for the closed epoch 0 is too late: dead-lettered with the reason
+    h.feed([h.msg("samples", _chunk(seq=3, t=5.0))])
+    assert len(h.dead) == 1 and "s1" in h.dead[0].reason and "hr#3" in h.dead[0].reason
+    assert h.dead[0].stage == "process"
+
+
+def test_unknown_session_is_held_then_dead_lettered(stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers, unknown_session_wait_s=30.0)
+    early = h.msg("samples", _chunk(session="n2", seq=0, t=0.0))
+    h.feed([early])
+    assert not h.dead and early.token not in h.released
+    # its start arrives (the sessions topic lagged): the held chunk is used
+    h.feed([h.msg("sessions", _start(session="n2"))])
+    assert not h.dead
+    assert h.worker.subjects["s1"].proc is not None
+    assert h.worker.subjects["s1"].proc.sources["hr"].highest == 0  # type: ignore[union-attr]
+    # a chunk of a session that never starts is dead-lettered after the wait
+    orphan = h.msg("samples", _chunk(subject="s9", session="x", seq=0))
+    h.feed([orphan])
+    h.tick()
+    assert not h.dead
+    h.clock.t += 31
+    h.tick()
+    assert len(h.dead) == 1 and "never arrived" in h.dead[0].reason
+    assert orphan.token in h.released
+    # an end of a session nobody started
+    end = SessionEvent(event="end", subject_id="s8", session_id="zz", t_utc=T0)
+    h.feed([h.msg("sessions", end)])
+    assert len(h.dead) == 2 and "not open" in h.dead[1].reason
+
+
+def test_end_before_last_chunks_waits_for_final_seq(stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers)
+    h.feed([h.msg("sessions", _start())])
+    end = SessionEvent(event="end", subject_id="s1", session_id="n1",
+                       t_utc=T0 + timedelta(minutes=3), final_seq={"hr": 5})
+    h.feed([h.msg("sessions", end)] + [
+        h.msg("samples", _chunk(seq=k, t=30.0 * k, values=(60.0,) * 30)) for k in range(5)])
+    assert not h.summaries  # seq 5 still missing
+    h.feed([h.msg("samples", _chunk(seq=5, t=150.0, values=(60.0,) * 30))])
+    assert len(h.summaries) == 1 and h.summaries[0].n_epochs == 6
+    assert sorted(e.epoch_index for e in h.events if e.kind == "causal") == list(range(6))
+    assert sorted(e.epoch_index for e in h.events if e.kind == "offline") == list(range(6))
+
+
+def test_end_without_final_seq_and_silence_finish_the_night(
+        stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers, end_wait_s=5.0, silence_timeout_s=600.0)
+    h.feed([h.msg("sessions", _start()),
+            h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 90)),
+            h.msg("sessions", SessionEvent(event="end", subject_id="s1", session_id="n1",
+                                           t_utc=T0 + timedelta(minutes=2)))])
+    h.tick()
+    assert not h.summaries
+    h.clock.t += 6
+    h.tick()
+    assert len(h.summaries) == 1 and h.summaries[0].n_epochs == 4
+    # a subject that just stops: finished after the silence timeout
+    h.feed([h.msg("sessions", _start("s2", "m1")),
+            h.msg("samples", _chunk("s2", "m1", seq=0, t=0.0, values=(60.0,) * 70))])
+    h.clock.t += 601
+    h.tick()
+    assert len(h.summaries) == 2 and h.summaries[1].subject_id == "s2"
+    assert h.summaries[1].n_epochs == math.ceil(69 / 30)
+
+
+def test_live_timer_closes_a_silent_subject(stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers, grace_s=10.0)
+    h.feed([h.msg("sessions", _start(live=True)),
+            h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 20))])
+    assert not h.events
+    # the device goes quiet; the wall clock says 95 s have passed since the start
+    h.tick(T0 + timedelta(seconds=95))
+    assert [e.epoch_index for e in h.events] == [0, 1]
+    assert h.events[1].valid is False  # epoch 1 had no samples
+
+
+def test_many_subjects_closing_together_share_one_model_call(
+        stagers: dict[str, Stager], monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness(stagers)
+    calls: list[int] = []
+    real = stagers["wearable"].causal.predict
+
+    def counting(x: Any, valid: Any = None, **kw: Any) -> Any:
+        calls.append(len(x))
+        return real(x, valid, **kw)
+
+    monkeypatch.setattr(stagers["wearable"].causal, "predict", counting)
+    subjects = [f"s{i}" for i in range(50)]
+    h.feed([h.msg("sessions", _start(s)) for s in subjects])
+    h.feed([h.msg("samples", _chunk(s, seq=0, t=0.0, values=(60.0,) * 70)) for s in subjects])
+    assert calls == [50]  # epoch 0 of 50 subjects: one call
+    assert len(h.events) == 50
