@@ -136,9 +136,17 @@ def create_app(
 
     inputs = app.topic(*names, partitions=n, internal=True, key_serializer="raw",
                        value_serializer="raw")
-    stages_topic = topic("stages", "sleepstream.stages.v1")
-    summaries_topic = topic("summaries", "sleepstream.summaries.v1")
+    # declared here (so the worker creates them with the right partitions); written with
+    # the raw producer, payloads already JSON
+    out_topics = [topic(n) for n in ("stages", "summaries", "deadletter")]
+    stages_name, summaries_name, dead_name = (t.get_topic_name() for t in out_topics)
     dead_topic = topic("deadletter", "sleepstream.deadletter.v1")
+
+    @app.task
+    async def declare_outputs() -> None:
+        """Create the output topics (with the configured partitions) at start."""
+        for t in out_topics:
+            await t.maybe_declare()
     outputs = app.topic(settings.topic("stages"), settings.topic("summaries"), partitions=n,
                         internal=True, key_serializer="raw", value_serializer="raw")
     state_table = app.Table("subject-state", default=None, partitions=n)
@@ -150,14 +158,16 @@ def create_app(
     _WORKERS[id(app)] = worker
 
     async def publish(fx: Effects) -> None:
-        for event in fx.stage_events:
-            await stages_topic.send(key=event.subject_id.encode(), value=event)
-        for summary in fx.summaries:
-            await summaries_topic.send(key=summary.subject_id.encode(), value=summary)
-        for dead in fx.dead_letters:
-            await dead_topic.send(key=(dead.key or "").encode() or None, value=dead)
-        if fx.publishes:
-            await app.producer.flush()
+        producer = app.producer
+        sends = [
+            (stages_name, e.subject_id, e) for e in fx.stage_events
+        ] + [(summaries_name, s.subject_id, s) for s in fx.summaries] + [
+            (dead_name, d.key, d) for d in fx.dead_letters]
+        for name, key, payload in sends:
+            await producer.send(name, key.encode() if key else None,
+                                payload.model_dump_json().encode(), None, None, None)
+        if sends:
+            await producer.flush()
         for partition, key, value in fx.state:
             with _in_partition(partition):
                 if value is None:
@@ -165,13 +175,13 @@ def create_app(
                         del state_table[key]
                 else:
                     state_table[key] = value
-        for partition, key, row in fx.rows:
+        for partition, key, block in fx.rows:
             with _in_partition(partition):
-                if row is None:
+                if block is None:
                     if key in rows_table:
                         del rows_table[key]
                 else:
-                    rows_table[key] = row
+                    rows_table[key] = block
         for token in fx.release:
             if token is not None:
                 cast(EventT, token).message.ack(app.consumer)
@@ -198,7 +208,6 @@ def create_app(
             fx = worker.tick()
             await publish(fx)
 
-    @app.agent(outputs, name="sink")  # type: ignore[arg-type]
     async def sink_agent(stream: faust.Stream) -> None:
         sink = make_sink(sink_settings)
         try:
@@ -233,6 +242,9 @@ def create_app(
         finally:
             await sink.close()
 
+    if sink_settings.kind != "none":  # without a database nothing reads the outputs
+        app.agent(outputs, name="sink")(sink_agent)  # type: ignore[arg-type]
+
     last: dict[str, float] = {"t": time.monotonic(), "events": 0.0}
 
     @app.timer(settings.stats_interval_s, name="health")
@@ -266,6 +278,19 @@ def create_app(
                 log.warning("sleepstream: health point not written: %s", err)
             finally:
                 await sink.close()
+
+    @app.page("/sleepstream/stats/")
+    async def stats_page(web: Any, request: Any) -> Any:
+        """Counters of this worker as JSON (``GET /sleepstream/stats/``)."""
+        s = worker.stats
+        return web.json({
+            "worker": worker_name, "messages": s.messages, "chunks": s.chunks,
+            "duplicates": s.duplicates, "epochs_closed": s.epochs_closed,
+            "causal_events": s.causal_events, "offline_events": s.offline_events,
+            "nights_finished": s.nights_finished, "dead_letters": dict(s.dead_letters),
+            "held_unknown_session": s.held_unknown_session,
+            "active_subjects": worker.active_subjects,
+        })
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

@@ -52,6 +52,7 @@ class OutputCollector:
 
     settings: StreamSettings
     dead_letters: bool = False
+    wait_topics_s: float = 60.0
     events: dict[tuple[str, str, str], dict[int, StageEvent]] = field(default_factory=dict)
     summaries: dict[tuple[str, str, str], NightSummary] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -73,13 +74,20 @@ class OutputCollector:
         tps = []
         for name in names:
             parts = None
-            for _ in range(100):  # the topics appear when the worker starts
+            deadline = time.monotonic() + self.wait_topics_s
+            while time.monotonic() < deadline:  # the topics appear when the worker starts
                 parts = consumer.partitions_for_topic(name)
                 if parts:
                     break
                 await consumer._client.force_metadata_update()  # noqa: SLF001
-                await asyncio.sleep(0.1)
-            tps += [TopicPartition(name, p) for p in sorted(parts or ())]
+                await asyncio.sleep(0.2)
+            if not parts:
+                await consumer.stop()
+                msg = (f"topic {name!r} does not exist on {self.settings.bootstrap} after "
+                       f"{self.wait_topics_s:.0f} s; is the worker running with the same "
+                       "SLEEPSTREAM_TOPIC_PREFIX?")
+                raise RuntimeError(msg)
+            tps += [TopicPartition(name, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         self._consumer = consumer

@@ -133,6 +133,17 @@ class StreamSettings(BaseSettings):
         description="How long chunks of a session whose start has not arrived are held "
         "before they are dead-lettered.",
     )
+    checkpoint_interval_s: float = Field(
+        default=1.0, ge=0,
+        description="Shortest time in s between two checkpoints of one subject while its "
+        "epochs close (live subjects close one epoch per 30 s, so each close is "
+        "checkpointed; a fast replay is checkpointed about once a second).",
+    )
+    max_unacked_s: float = Field(
+        default=60.0, gt=0,
+        description="A subject's messages are checkpointed and acknowledged at the latest "
+        "this long after its previous checkpoint.",
+    )
     batch_max: int = Field(default=2000, ge=1, description="Most messages per agent batch.")
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait in s to fill an agent batch.")

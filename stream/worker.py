@@ -22,6 +22,7 @@ before its last chunks (the night is finished once every source has reached the 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import math
 import time
@@ -40,7 +41,7 @@ from stream.schemas import DeadLetter, NightSummary, SampleChunk, SessionEvent, 
 from stream.settings import StreamSettings
 from stream.staging import Stager
 
-__all__ = ["Effects", "Inbound", "Worker", "WorkerStats", "row_key"]
+__all__ = ["Effects", "Inbound", "Worker", "WorkerStats", "block_key"]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,9 @@ _STATE_VERSION = 1
 TopicKind = Literal["sessions", "samples"]
 
 
-def row_key(subject_id: str, session_id: str, index: int) -> str:
-    """Key of one epoch's feature row in the night-rows table."""
-    return f"{subject_id}|{session_id}|{index}"
+def block_key(subject_id: str, session_id: str, first: int) -> str:
+    """Key of the night-rows block whose first feature row is epoch ``first``."""
+    return f"{subject_id}|{session_id}|{first}"
 
 
 def _encode_row(row: NDArray[np.float32], has_data: bool) -> str:
@@ -82,15 +83,16 @@ class Effects:
 
     1. publish ``stage_events``, ``summaries`` and ``dead_letters`` and wait until the
        broker has them;
-    2. write ``state`` and ``rows`` (``(partition, key, value)``; value None deletes);
+    2. write ``state`` (JSON text) and ``rows`` (blocks of encoded rows) as
+       ``(partition, key, value)``; a value of None deletes the key;
     3. acknowledge the ``release`` tokens.
     """
 
     stage_events: list[StageEvent] = field(default_factory=list)
     summaries: list[NightSummary] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    state: list[tuple[int, str, dict[str, Any] | None]] = field(default_factory=list)
-    rows: list[tuple[int, str, str | None]] = field(default_factory=list)
+    state: list[tuple[int, str, str | None]] = field(default_factory=list)
+    rows: list[tuple[int, str, dict[str, Any] | None]] = field(default_factory=list)
     release: list[object] = field(default_factory=list)
 
     @property
@@ -104,6 +106,8 @@ class WorkerStats:
     """Counters since the worker started."""
 
     messages: int = 0
+    batches: int = 0
+    checkpoints: int = 0
     chunks: int = 0
     duplicates: int = 0
     held_unknown_session: int = 0
@@ -150,15 +154,21 @@ class _Subject:
     pending: list[_Pending] = field(default_factory=list)
     closed: list[tuple[Session, ClosedEpoch]] = field(default_factory=list)
     dirty: bool = False
+    # feature rows of the open session: saved blocks (first epoch of each) and the rows
+    # closed since the last checkpoint
+    row_blocks: list[int] = field(default_factory=list)
+    unsaved_rows: list[tuple[int, str]] = field(default_factory=list)
+    last_checkpoint: float = -math.inf
 
-    def to_state(self) -> dict[str, Any]:
-        return {
+    def to_state(self) -> str:
+        return json.dumps({
             "v": _STATE_VERSION,
             "proc": None if self.proc is None else self.proc.to_state(),
             "end": None if self.end is None else self.end.to_state(),
             "finished_session": self.finished_session,
             "finished_sources": {k: w.to_state() for k, w in self.finished_sources.items()},
-        }
+            "row_blocks": self.row_blocks,
+        }, separators=(",", ":"))
 
 
 class Worker:
@@ -169,10 +179,11 @@ class Worker:
     settings : StreamSettings
         Grace period, waits and timeouts, model folder.
     state_lookup : callable
-        ``subject_id -> checkpoint dict or None``: reads the subject table (after a restart
-        or a rebalance the in-memory processors are rebuilt from it).
+        ``subject_id -> checkpoint (JSON text) or None``: reads the subject table (after a
+        restart or a rebalance the in-memory processors are rebuilt from it).
     rows_lookup : callable
-        ``row_key -> encoded row or None``: reads the night-rows table.
+        ``block_key -> {"first": int, "rows": [encoded row, ...]} or None``: reads the
+        night-rows table.
     stagers : dict, optional
         Family -> :class:`~stream.staging.Stager` (default: the shipped models, loaded on
         first use).
@@ -183,8 +194,8 @@ class Worker:
     def __init__(
         self,
         settings: StreamSettings,
-        state_lookup: Callable[[str], dict[str, Any] | None],
-        rows_lookup: Callable[[str], str | None],
+        state_lookup: Callable[[str], str | None],
+        rows_lookup: Callable[[str], dict[str, Any] | None],
         *,
         stagers: dict[str, Stager] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -264,6 +275,9 @@ class Worker:
                 if n:
                     sub.closed += [(proc.session, e) for e in proc.close(n)]
                     touched[sub.subject_id] = sub
+            if sub.held and now - sub.last_checkpoint >= self.settings.max_unacked_s:
+                sub.dirty = True  # no message waits for ever for its acknowledgement
+                touched[sub.subject_id] = sub
         self._finish_batch(touched, fx, wall)
         return fx
 
@@ -285,7 +299,8 @@ class Worker:
             sub.partition = partition
             return sub
         sub = _Subject(subject_id, partition, self.clock())
-        state = self.state_lookup(subject_id)
+        text = self.state_lookup(subject_id)
+        state = None if text is None else json.loads(text)
         if state is not None:
             if state.get("v") != _STATE_VERSION:
                 log.error("subject %s: checkpoint version %r unknown; starting afresh",
@@ -297,6 +312,8 @@ class Worker:
                     sub.end = _End(datetime.fromisoformat(state["end"]["t_utc"]),
                                    dict(state["end"]["final_seq"]), self.clock())
                 sub.finished_session = state["finished_session"]
+                sub.row_blocks = list(state["row_blocks"])
+                sub.last_checkpoint = self.clock()
                 sub.finished_sources = {
                     k: SeqWindow.from_state(v, 4096)
                     for k, v in state["finished_sources"].items()
@@ -354,6 +371,7 @@ class Worker:
             self._finish_night(sub, None, fx)
         sub.proc = SubjectProcessor(Session.from_event(ev), grace_s=self.settings.grace_s)
         sub.end = None
+        sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True
         sub.held.append(msg.token)
         waiting = [p for p in sub.pending if p.chunk.session_id == ev.session_id]
@@ -452,47 +470,46 @@ class Worker:
             end = session.start + timedelta(seconds=n_total * EPOCH_S)
         sub.closed += [(session, e) for e in proc.close_until(end)]
         n = proc.n_closed
-        fresh = {e.index: e for s, e in sub.closed if s.session_id == session.session_id}
-        rows: list[NDArray[np.float32]] = []
-        has_data: list[bool] = []
         width = proc.extractor.n_features
-        missing = 0
-        for k in range(n):
-            if k in fresh:
-                rows.append(fresh[k].row)
-                has_data.append(fresh[k].has_data)
-                continue
-            value = self.rows_lookup(row_key(sub.subject_id, session.session_id, k))
-            if value is None:
-                missing += 1
-                rows.append(np.zeros(width, np.float32))
-                has_data.append(False)
-            else:
-                row, flag = _decode_row(value)
-                rows.append(row)
-                has_data.append(flag)
-        if missing:
+        rows = np.zeros((n, width), np.float32)
+        has_data = np.zeros(n, bool)
+        known = np.zeros(n, bool)
+
+        def put(k: int, row: NDArray[np.float32], flag: bool) -> None:
+            if 0 <= k < n:
+                rows[k], has_data[k], known[k] = row, flag, True
+
+        for first in sub.row_blocks:
+            key = block_key(sub.subject_id, session.session_id, first)
+            block = self.rows_lookup(key)
+            if block is not None:
+                for j, enc in enumerate(block["rows"]):
+                    put(first + j, *_decode_row(enc))
+            fx.rows.append((sub.partition, key, None))
+        for k, enc in sub.unsaved_rows:
+            put(k, *_decode_row(enc))
+        for s, e in sub.closed:
+            if s.session_id == session.session_id:
+                put(e.index, e.row, e.has_data)
+        if not known.all():
             log.error("subject %s session %s: %d of %d feature rows missing from the "
                       "night-rows table; they are scored as empty epochs",
-                      sub.subject_id, session.session_id, missing, n)
-        # causal events of the epochs closed just now come first (staged with the batch);
-        # the offline revision follows in the same batch
-        self._offline.append((session, np.stack(rows) if rows else
-                              np.zeros((0, width), np.float32), has_data))
-        for k in range(n):
-            if k not in fresh:
-                fx.rows.append((sub.partition, row_key(sub.subject_id, session.session_id, k),
-                                None))
+                      sub.subject_id, session.session_id, int((~known).sum()), n)
+        # the causal events of the epochs closed just now are staged with the batch; the
+        # offline revision follows in the same batch
+        self._offline.append((session, rows, [bool(v) for v in has_data]))
         sub.finished_session = session.session_id
         sub.finished_sources = dict(proc.sources)
         sub.proc = None
         sub.end = None
+        sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True
         self._finished_now.add((sub.subject_id, session.session_id))
         self.stats.nights_finished += 1
 
     def _finish_batch(self, touched: dict[str, _Subject], fx: Effects, closed_at: datetime) -> None:
         """Stage every epoch closed in the batch in one call per family, then checkpoint."""
+        self.stats.batches += 1
         by_family: dict[str, list[tuple[Session, ClosedEpoch]]] = {}
         for sub in touched.values():
             for session, epoch in sub.closed:
@@ -511,16 +528,33 @@ class Worker:
             if summary is not None:
                 fx.summaries.append(summary)
         self._offline.clear()
+        now = self.clock()
         for sub in touched.values():
+            closed_any = bool(sub.closed)
             for session, epoch in sub.closed:
                 if (sub.subject_id, session.session_id) not in self._finished_now:
-                    fx.rows.append((sub.partition,
-                                    row_key(sub.subject_id, session.session_id, epoch.index),
-                                    _encode_row(epoch.row, epoch.has_data)))
-            if sub.closed or sub.dirty:
-                fx.state.append((sub.partition, sub.subject_id, sub.to_state()))
-                fx.release += sub.held
-                sub.held = []
+                    sub.unsaved_rows.append((epoch.index, _encode_row(epoch.row,
+                                                                      epoch.has_data)))
             sub.closed = []
-            sub.dirty = False
+            # a checkpoint at a session start, end or finish, and after epochs closed (at
+            # most every checkpoint_interval_s, so a fast replay does not write one per
+            # batch); the held messages are acknowledged with it
+            if sub.dirty or (closed_any and now - sub.last_checkpoint
+                             >= self.settings.checkpoint_interval_s):
+                self._checkpoint(sub, fx, now)
         self._finished_now.clear()
+
+    def _checkpoint(self, sub: _Subject, fx: Effects, now: float) -> None:
+        if sub.unsaved_rows and sub.proc is not None:
+            first = sub.unsaved_rows[0][0]
+            key = block_key(sub.subject_id, sub.proc.session.session_id, first)
+            fx.rows.append((sub.partition, key,
+                            {"first": first, "rows": [enc for _, enc in sub.unsaved_rows]}))
+            sub.row_blocks.append(first)
+            sub.unsaved_rows = []
+        fx.state.append((sub.partition, sub.subject_id, sub.to_state()))
+        fx.release += sub.held
+        sub.held = []
+        sub.dirty = False
+        sub.last_checkpoint = now
+        self.stats.checkpoints += 1
