@@ -123,6 +123,9 @@ def create_app(
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_s,
+        consumer_group_instance_id=settings.instance_id,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
         producer_acks=-1,
     )
     names: dict[str, TopicKind] = {

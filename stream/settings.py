@@ -144,6 +144,17 @@ class StreamSettings(BaseSettings):
         description="A subject's messages are checkpointed and acknowledged at the latest "
         "this long after its previous checkpoint.",
     )
+    instance_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Static consumer-group membership (Kafka group.instance.id): a worker "
+        "restarted with the same id takes its partitions back at once, without waiting "
+        "for its old session to expire. Give each replica its own stable id.",
+    )
+    session_timeout_s: float = Field(
+        default=10.0, ge=6.0, le=300.0,
+        description="Kafka consumer-group session timeout: how soon the partitions of a "
+        "worker that died are handed to the others (or to itself, restarted).",
+    )
     batch_max: int = Field(default=2000, ge=1, description="Most messages per agent batch.")
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait in s to fill an agent batch.")

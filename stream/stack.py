@@ -81,6 +81,8 @@ def _binary(name: str, hint: str) -> str:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    # PR_SET_PDEATHSIG fires when the *thread* that started the child exits: start
+    # brokers and workers from a long-lived thread (not from a thread pool)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -268,6 +270,7 @@ class LocalStack:
             "SLEEPSTREAM_BROKER": self.broker.url,
             "SLEEPSTREAM_PARTITIONS": str(self.partitions),
             "SLEEPSTREAM_DATA_DIR": str(self.root / "worker"),
+            "SLEEPSTREAM_INSTANCE_ID": "local-0",
             **self.env,
         }
         try:
