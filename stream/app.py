@@ -160,6 +160,11 @@ def create_app(
     worker_name = _worker_name()
     _WORKERS[id(app)] = worker
 
+    async def process(fx: Effects) -> None:
+        """Publish a batch's outputs, then write the checkpoints and acknowledge."""
+        await publish(fx)
+        await publish(worker.checkpoints())
+
     async def publish(fx: Effects) -> None:
         producer = app.producer
         sends = [
@@ -193,23 +198,25 @@ def create_app(
     async def stage(stream: faust.Stream) -> None:
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             batch = []
+            now = time.time()
+            delays = worker.stats.ingest_delays
             for event in events:
                 message = event.message
                 # hold one reference: the message is acknowledged when its effects are
                 # durable (Effects.release), not when the batch ends
                 message.incref()
                 offsets[message.tp] = message.offset
+                if message.timestamp:
+                    delays.append((now, now - message.timestamp))
                 batch.append(Inbound(names[message.topic], message.topic, message.partition,
                                      message.offset, event.key, event.value, event))
             async with lock:
-                fx = worker.handle(batch)
-                await publish(fx)
+                await process(worker.handle(batch))
 
     @app.timer(settings.tick_interval_s, name="tick")
     async def tick() -> None:
         async with lock:
-            fx = worker.tick()
-            await publish(fx)
+            await process(worker.tick())
 
     async def sink_agent(stream: faust.Stream) -> None:
         sink = make_sink(sink_settings)
@@ -284,15 +291,25 @@ def create_app(
 
     @app.page("/sleepstream/stats/")
     async def stats_page(web: Any, request: Any) -> Any:
-        """Counters of this worker as JSON (``GET /sleepstream/stats/``)."""
+        """Counters of this worker as JSON (``GET /sleepstream/stats/?window=60``).
+
+        ``ingest_delay_*_s``: broker timestamp -> processing, over the last ``window`` s.
+        """
         s = worker.stats
+        window = float(request.query.get("window", 60))
+        since = time.time() - window
+        recent = np.asarray([d for t, d in s.ingest_delays if t >= since])
         return web.json({
             "worker": worker_name, "messages": s.messages, "chunks": s.chunks,
             "duplicates": s.duplicates, "epochs_closed": s.epochs_closed,
             "causal_events": s.causal_events, "offline_events": s.offline_events,
             "nights_finished": s.nights_finished, "dead_letters": dict(s.dead_letters),
             "held_unknown_session": s.held_unknown_session,
-            "active_subjects": worker.active_subjects,
+            "active_subjects": worker.active_subjects, "batches": s.batches,
+            "checkpoints": s.checkpoints, "window_s": window,
+            "ingest_delay_p50_s": float(np.percentile(recent, 50)) if recent.size else None,
+            "ingest_delay_p99_s": float(np.percentile(recent, 99)) if recent.size else None,
+            "ingest_delay_max_s": float(recent.max()) if recent.size else None,
         })
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

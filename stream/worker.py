@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class Inbound:
 class Effects:
     """What the app must do after a batch, in this order.
 
+    :meth:`Worker.handle` and :meth:`Worker.tick` give the outputs (and the messages that
+    need no checkpoint), :meth:`Worker.checkpoints` then gives the checkpoints:
+
     1. publish ``stage_events``, ``summaries`` and ``dead_letters`` and wait until the
        broker has them;
     2. write ``state`` (JSON text) and ``rows`` (blocks of encoded rows) as
@@ -117,6 +121,9 @@ class WorkerStats:
     nights_finished: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
     latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    #: (wall time, seconds from a message's broker timestamp to its processing)
+    ingest_delays: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=500_000))
 
     @property
     def dead_letter_total(self) -> int:
@@ -159,6 +166,7 @@ class _Subject:
     row_blocks: list[int] = field(default_factory=list)
     unsaved_rows: list[tuple[int, str]] = field(default_factory=list)
     last_checkpoint: float = -math.inf
+    jitter: float = 1.0  # this subject's factor on checkpoint_interval_s, in [0.5, 1.5)
 
     def to_state(self) -> str:
         return json.dumps({
@@ -208,6 +216,7 @@ class Worker:
         self.subjects: dict[str, _Subject] = {}
         self.stats = WorkerStats()
         self._offline: list[tuple[Session, NDArray[np.float32], list[bool]]] = []
+        self._due: dict[str, _Subject] = {}
         self._finished_now: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ public
@@ -298,7 +307,8 @@ class Worker:
         if sub is not None:
             sub.partition = partition
             return sub
-        sub = _Subject(subject_id, partition, self.clock())
+        sub = _Subject(subject_id, partition, self.clock(),
+                       jitter=0.5 + zlib.crc32(subject_id.encode()) / 2**32)
         text = self.state_lookup(subject_id)
         state = None if text is None else json.loads(text)
         if state is not None:
@@ -537,12 +547,27 @@ class Worker:
                                                                       epoch.has_data)))
             sub.closed = []
             # a checkpoint at a session start, end or finish, and after epochs closed (at
-            # most every checkpoint_interval_s, so a fast replay does not write one per
-            # batch); the held messages are acknowledged with it
+            # most every checkpoint_interval_s, jittered per subject so that subjects that
+            # started together do not all write at once); the held messages are
+            # acknowledged with it
             if sub.dirty or (closed_any and now - sub.last_checkpoint
-                             >= self.settings.checkpoint_interval_s):
-                self._checkpoint(sub, fx, now)
+                             >= self.settings.checkpoint_interval_s * sub.jitter):
+                self._due[sub.subject_id] = sub
         self._finished_now.clear()
+
+    def checkpoints(self) -> Effects:
+        """Checkpoints of the subjects due after :meth:`handle` or :meth:`tick`.
+
+        Called once the batch's outputs are published: staging latency does not wait for
+        the checkpoints, and no checkpoint is durable before the outputs it covers.
+        """
+        fx = Effects()
+        now = self.clock()
+        for sub in self._due.values():
+            if self.subjects.get(sub.subject_id) is sub:
+                self._checkpoint(sub, fx, now)
+        self._due.clear()
+        return fx
 
     def _checkpoint(self, sub: _Subject, fx: Effects, now: float) -> None:
         if sub.unsaved_rows and sub.proc is not None:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from models.features._state import pack, unpack
 from models.features.activity import clean_counts
 from models.features.counts import MAX_ABS_G
 from models.features.heart_rate import clean_heart_rate
@@ -50,7 +51,7 @@ class Pending:
 
     def to_state(self, with_codes: bool) -> dict[str, Any]:
         """JSON-able lists (beat codes only for rr)."""
-        state: dict[str, Any] = {"t": self.t.tolist(), "v": self.v.tolist()}
+        state: dict[str, Any] = {"t": pack(self.t), "v": pack(self.v)}
         if with_codes:
             state["k"] = self.k.tolist()
         return state
@@ -59,8 +60,8 @@ class Pending:
     def from_state(cls, state: dict[str, Any]) -> Pending:
         """Rebuild from :meth:`to_state` output."""
         new = cls()
-        new.t = np.asarray(state["t"], dtype=np.float64)
-        new.v = np.asarray(state["v"], dtype=np.float64)
+        new.t = unpack(state["t"])
+        new.v = unpack(state["v"])
         new.k = np.asarray(state.get("k", np.zeros(new.t.size)), dtype=np.uint8)
         return new
 

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from models.features import _kernels as k
 from models.features import registry as reg
+from models.features._state import pack, unpack
 
 __all__ = ["ActivityChannel", "clean_counts"]
 
@@ -87,7 +88,7 @@ class ActivityChannel:
     def to_state(self) -> dict[str, Any]:
         """JSON-able state: counts of the longest window and the movement bookkeeping."""
         return {
-            "t": self.t.tolist(), "v": self.v.tolist(),
+            "t": pack(self.t), "v": pack(self.v),
             "first_t": self.first_t, "last_move_t": self.last_move_t,
         }
 
@@ -95,8 +96,8 @@ class ActivityChannel:
     def from_state(cls, state: dict[str, Any], epoch_s: float) -> ActivityChannel:
         """Rebuild from :meth:`to_state` output."""
         new = cls(epoch_s)
-        new.t = np.asarray(state["t"], dtype=np.float64)
-        new.v = np.asarray(state["v"], dtype=np.float64)
+        new.t = unpack(state["t"])
+        new.v = unpack(state["v"])
         new.first_t = None if state["first_t"] is None else float(state["first_t"])
         new.last_move_t = None if state["last_move_t"] is None else float(state["last_move_t"])
         return new

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from models.features import _kernels as k
 from models.features import registry as reg
+from models.features._state import pack, unpack
 
 __all__ = ["HeartRateChannel", "NightHistogram", "clean_heart_rate"]
 
@@ -125,13 +126,13 @@ class HeartRateChannel:
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able state: samples of the longest window and the night histogram."""
-        return {"t": self.t.tolist(), "v": self.v.tolist(), "night": self.night.to_state()}
+        return {"t": pack(self.t), "v": pack(self.v), "night": self.night.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], epoch_s: float) -> HeartRateChannel:
         """Rebuild from :meth:`to_state` output."""
         new = cls(epoch_s)
-        new.t = np.asarray(state["t"], dtype=np.float64)
-        new.v = np.asarray(state["v"], dtype=np.float64)
+        new.t = unpack(state["t"])
+        new.v = unpack(state["v"])
         new.night = NightHistogram.from_state(state["night"])
         return new

@@ -81,11 +81,17 @@ class Harness:
         self.released |= {int(t) for t in fx.release if t is not None}  # type: ignore[call-overload]
         return fx
 
+    def _both(self, fx: Effects) -> Effects:
+        self.apply(fx)
+        cp = self.apply(self.worker.checkpoints())
+        fx.state, fx.rows, fx.release = cp.state, cp.rows, fx.release + cp.release
+        return fx
+
     def feed(self, batch: list[Inbound]) -> Effects:
-        return self.apply(self.worker.handle(batch))
+        return self._both(self.worker.handle(batch))
 
     def tick(self, wall: datetime | None = None) -> Effects:
-        return self.apply(self.worker.tick(wall))
+        return self._both(self.worker.tick(wall))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +180,7 @@ def test_kill_and_restart_anywhere_gives_the_same_events(
     want = _signature(ref.events)
 
     for crash_at in (1, 150, 1234, len(ref_msgs) - 3):
-        h = Harness(stagers)
+        h = Harness(stagers, checkpoint_interval_s=1.0)
         msgs = _messages(h, night)
         for m in msgs[:crash_at]:
             h.clock.t += seconds_per_message
