@@ -41,6 +41,7 @@ import logging
 import os
 import socket
 import time
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -96,6 +97,47 @@ _WORKERS: dict[int, Worker] = {}
 def worker_of(app: faust.App) -> Worker:
     """The :class:`~stream.worker.Worker` behind an app made by :func:`create_app`."""
     return _WORKERS[id(app)]
+
+
+class InOrderAcks:
+    """Acknowledge each partition's messages strictly in offset order.
+
+    The worker releases messages subject by subject (at each subject's checkpoint), which
+    is out of offset order within a partition. Faust commits the highest run of
+    consecutive acknowledged offsets, but before a partition's first commit it does not
+    check for a gap at the head (faust-streaming 0.15, ``Consumer._new_offset``), so an
+    unacknowledged message there could be skipped after a crash. Holding every
+    acknowledgement until all earlier messages of its partition are released keeps the
+    acknowledged offsets contiguous, which is always safe to commit.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.queues: dict[TP, deque[list[Any]]] = defaultdict(deque)
+
+    def hold(self, event: EventT) -> list[Any]:
+        """Register a delivered message (in delivery order); returns its release token."""
+        entry = [event, False]
+        self.queues[event.message.tp].append(entry)
+        return entry
+
+    def release(self, tokens: list[object]) -> None:
+        """Mark messages done; acknowledge every partition's leading run of done ones."""
+        tps = set()
+        for token in tokens:
+            if token is not None:
+                entry = cast(list[Any], token)
+                entry[1] = True
+                tps.add(entry[0].message.tp)
+        for tp in tps:
+            queue = self.queues[tp]
+            while queue and queue[0][1]:
+                queue.popleft()[0].message.ack(self.app.consumer)
+
+    def forget(self, tps: set[TP]) -> None:
+        """Drop revoked partitions (their messages are re-delivered to the new owner)."""
+        for tp in tps:
+            self.queues.pop(tp, None)
 
 
 def _worker_name() -> str:
@@ -156,6 +198,7 @@ def create_app(
     rows_table = app.Table("night-rows", default=None, partitions=n)
     worker = Worker(settings, state_table.get, rows_table.get)
     lock = asyncio.Lock()
+    acks = InOrderAcks(app)
     offsets: dict[TP, int] = {}
     worker_name = _worker_name()
     _WORKERS[id(app)] = worker
@@ -176,6 +219,15 @@ def create_app(
                                 payload.model_dump_json().encode(), None, None, None)
         if sends:
             await producer.flush()
+        # a checkpoint must never point at rows that are not durable yet, and rows must
+        # never be deleted before the checkpoint that stops pointing at them is: new row
+        # blocks, flush, checkpoints, flush, deletions
+        puts = [(p, k, b) for p, k, b in fx.rows if b is not None]
+        for partition, key, new in puts:
+            with _in_partition(partition):
+                rows_table[key] = new
+        if puts:
+            await producer.flush()
         for partition, key, value in fx.state:
             with _in_partition(partition):
                 if value is None:
@@ -183,16 +235,13 @@ def create_app(
                         del state_table[key]
                 else:
                     state_table[key] = value
-        for partition, key, block in fx.rows:
-            with _in_partition(partition):
-                if block is None:
-                    if key in rows_table:
-                        del rows_table[key]
-                else:
-                    rows_table[key] = block
-        for token in fx.release:
-            if token is not None:
-                cast(EventT, token).message.ack(app.consumer)
+        if fx.state:
+            await producer.flush()
+        for partition, key, old in fx.rows:
+            if old is None and key in rows_table:
+                with _in_partition(partition):
+                    del rows_table[key]
+        acks.release(fx.release)
 
     @app.agent(inputs, name="stage")  # type: ignore[arg-type]
     async def stage(stream: faust.Stream) -> None:
@@ -206,10 +255,11 @@ def create_app(
                 # durable (Effects.release), not when the batch ends
                 message.incref()
                 offsets[message.tp] = message.offset
+                token = acks.hold(event)
                 if message.timestamp:
                     delays.append((now, now - message.timestamp))
                 batch.append(Inbound(names[message.topic], message.topic, message.partition,
-                                     message.offset, event.key, event.value, event))
+                                     message.offset, event.key, event.value, token))
             async with lock:
                 await process(worker.handle(batch))
 
@@ -314,6 +364,7 @@ def create_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        acks.forget(revoked)
         mine = {tp.partition for tp in revoked if tp.topic in names}
         if mine:
             async with lock:

@@ -87,8 +87,9 @@ class Effects:
 
     1. publish ``stage_events``, ``summaries`` and ``dead_letters`` and wait until the
        broker has them;
-    2. write ``state`` (JSON text) and ``rows`` (blocks of encoded rows) as
-       ``(partition, key, value)``; a value of None deletes the key;
+    2. write ``rows`` (blocks of encoded rows) and ``state`` (JSON text), each given as
+       ``(partition, key, value)``: new row blocks first, then the checkpoints, then the
+       deletions (value None), each step durable before the next;
     3. acknowledge the ``release`` tokens.
     """
 
