@@ -351,7 +351,8 @@ def create_app(
         recent = np.asarray([d for t, d in s.ingest_delays if t >= since])
         return web.json({
             "worker": worker_name, "messages": s.messages, "chunks": s.chunks,
-            "duplicates": s.duplicates, "epochs_closed": s.epochs_closed,
+            "duplicates": s.duplicates, "seq_gaps": s.seq_gaps,
+            "epochs_closed": s.epochs_closed,
             "causal_events": s.causal_events, "offline_events": s.offline_events,
             "nights_finished": s.nights_finished, "dead_letters": dict(s.dead_letters),
             "held_unknown_session": s.held_unknown_session,

@@ -139,6 +139,10 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+from dashboards.cli import dashboards_app  # noqa: E402  (typer only; the SDK loads lazily)
+
+app.add_typer(dashboards_app, name="dashboards")
+
 
 def _variants(text: str) -> tuple[str, ...]:
     out = tuple(v.strip() for v in text.split(",") if v.strip())

@@ -115,6 +115,7 @@ class WorkerStats:
     checkpoints: int = 0
     chunks: int = 0
     duplicates: int = 0
+    seq_gaps: int = 0
     held_unknown_session: int = 0
     epochs_closed: int = 0
     causal_events: int = 0
@@ -325,6 +326,11 @@ class Worker:
                 sub.finished_session = state["finished_session"]
                 sub.row_blocks = list(state["row_blocks"])
                 sub.last_checkpoint = self.clock()
+                if sub.proc is not None:
+                    log.info("subject %s: resumed session %s from its checkpoint (%d epochs "
+                             "closed, last seq %s)", subject_id, sub.proc.session.session_id,
+                             sub.proc.n_closed,
+                             {k: w.highest for k, w in sub.proc.sources.items()})
                 sub.finished_sources = {
                     k: SeqWindow.from_state(v, 4096)
                     for k, v in state["finished_sources"].items()
@@ -444,6 +450,12 @@ class Worker:
     def _apply(self, sub: _Subject, msg: Inbound, chunk: SampleChunk, fx: Effects) -> None:
         proc = sub.proc
         assert proc is not None
+        window = proc.sources.get(chunk.source_id)
+        if window is not None and chunk.seq > window.highest + 1:
+            self.stats.seq_gaps += 1
+            log.warning("subject %s: source %s jumped from seq %d to %d; chunks in between "
+                        "never arrived", chunk.subject_id, chunk.source_id, window.highest,
+                        chunk.seq)
         outcome, reason = proc.apply(chunk)
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates += 1

@@ -1,0 +1,173 @@
+"""A real night staged by the shipped models and written through the real v1 sink.
+
+Two subjects share the bundled Sleep-Accel night, re-anchored to end a minute ago so that
+"active in the last N minutes" queries see it:
+
+* ``<id>`` as recorded;
+* ``<id>-dropout``: the watch is off for epochs 300-319 (no sample at all: the epochs are
+  staged with ``valid = false``) and the heart rate alone is missing for epochs 500-509.
+
+Each subject gets causal events (the causal model on each epoch's window, as
+:meth:`Stager.predict_night` computes it), the offline revision and its summary from
+:meth:`Stager.stage_night`, a causal summary, and the inputs of every epoch; two workers
+report their health six times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ingestors.replay import ReplayNight, ReplayStream, sleep_accel_nights
+from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
+from stream.engine import EPOCH_S, Session
+from stream.replay_eval import batch_rows
+from stream.schemas import NightSummary, StageEvent
+from stream.schemas.session import Modality
+from stream.sinks import EpochInputs, InfluxV1Sink, PipelineStats, SinkItem
+from stream.staging import Stager, night_summary
+
+WATCH_OFF = range(300, 320)
+HR_OFF = range(500, 510)
+WORKERS = ("worker-1", "worker-2")
+N_REPORTS = 6
+
+
+@dataclass
+class Subject:
+    """What was written for one subject."""
+
+    session: Session
+    causal: list[StageEvent]
+    offline: list[StageEvent]
+    summary: NightSummary
+    inputs: list[EpochInputs]
+
+
+@dataclass
+class Night:
+    """Everything written into ``database``."""
+
+    database: str
+    subjects: dict[str, Subject]
+    reports: list[PipelineStats]
+    start: datetime
+    end: datetime
+
+    @property
+    def n_epochs(self) -> int:
+        return len(next(iter(self.subjects.values())).causal)
+
+
+def _epochs(t_s: NDArray[np.float64], n: int) -> NDArray[np.int64]:
+    # samples before the start belong to the first epoch, as in the batch features
+    return np.clip(np.floor(t_s / EPOCH_S).astype(np.int64), 0, n - 1)
+
+
+def _without(stream: ReplayStream, epochs: list[range], n: int) -> ReplayStream:
+    e = _epochs(stream.t_s, n)
+    keep = ~np.isin(e, [i for r in epochs for i in r])
+    return ReplayStream(stream.t_s[keep], stream.values[keep])
+
+
+def _dropout(night: ReplayNight) -> ReplayNight:
+    n, s = night.n_epochs, night.streams
+    streams: dict[Modality, ReplayStream] = {
+        "heart_rate": _without(s["heart_rate"], [WATCH_OFF, HR_OFF], n),
+        "activity_counts": _without(s["activity_counts"], [WATCH_OFF], n),
+    }
+    return dataclasses.replace(night, subject_id=f"{night.subject_id}-dropout",
+                               streams=streams)
+
+
+def _inputs(night: ReplayNight, session: Session) -> list[EpochInputs]:
+    n = night.n_epochs
+    hr, act = night.streams["heart_rate"], night.streams["activity_counts"]
+    eh, ea = _epochs(hr.t_s, n), _epochs(act.t_s, n)
+    out = []
+    for k in range(n):
+        h, a = hr.values[eh == k], act.values[ea == k]
+        out.append(EpochInputs(
+            session.subject_id, session.session_id, session.epoch_start(k),
+            hr_mean_bpm=float(h.mean()) if h.size else None, hr_samples=int(h.size),
+            activity_counts=float(a.sum()) if a.size else None, activity_samples=int(a.size)))
+    return out
+
+
+def _causal_events(stager: Stager, session: Session, probs: NDArray[np.float32],
+                   valid: list[bool]) -> list[StageEvent]:
+    names = stager.causal.card.class_names
+    events = []
+    for k, p in enumerate(probs):
+        best = int(p.argmax())
+        closed = session.epoch_start(k + 1)
+        events.append(StageEvent(
+            subject_id=session.subject_id, session_id=session.session_id, epoch_index=k,
+            epoch_start_utc=session.epoch_start(k), model_name=stager.causal.card.name,
+            model_version=stager.causal.card.version, kind="causal", stage_set=len(names),  # type: ignore[arg-type]
+            stage=names[best], probabilities={n: float(p[j]) for j, n in enumerate(names)},
+            confidence=float(p[best]), valid=valid[k], closed_at_utc=closed,
+            emitted_at_utc=closed + timedelta(milliseconds=40), latency_s=0.04))
+    return events
+
+
+def stage_subject(stager: Stager, night: ReplayNight, start: datetime) -> Subject:
+    """Stage one night that starts at ``start`` (timezone-aware, a multiple of 30 s)."""
+    session = Session(night.subject_id, night.session_id, start)
+    inputs = _inputs(night, session)
+    valid = [i.hr_samples + i.activity_samples > 0 for i in inputs]
+    rows = batch_rows(night)
+    causal_probs, _ = stager.predict_night(rows)
+    causal = _causal_events(stager, session, causal_probs, valid)
+    end = session.epoch_start(night.n_epochs)
+    offline, summary = stager.stage_night(session, rows, valid, closed_at=end, emitted_at=end)
+    assert summary is not None
+    return Subject(session, causal, offline, summary, inputs)
+
+
+def _reports(end: datetime) -> list[PipelineStats]:
+    return [
+        PipelineStats(worker=w, events_per_s=2.0 + i + j, stage_events=100 * (i + 1),
+                      dead_letters=j + (i // 3), consumer_lag=10 * j + i,
+                      epoch_close_latency_p50_s=0.02 * (j + 1),
+                      epoch_close_latency_p99_s=0.1 * (j + 1) + 0.01 * i,
+                      active_subjects=1, t_utc=end - timedelta(seconds=30 * (N_REPORTS - i)))
+        for j, w in enumerate(WORKERS) for i in range(N_REPORTS)
+    ]
+
+
+def _items(subjects: dict[str, Subject], reports: list[PipelineStats]) -> list[SinkItem]:
+    items: list[SinkItem] = []
+    for s in subjects.values():
+        causal_summary = night_summary(s.session, [e.stage for e in s.causal],
+                                       [e.valid for e in s.causal], s.causal[0].model_name,
+                                       "causal", s.summary.emitted_at_utc)
+        items += [*s.causal, *s.offline, s.summary, causal_summary, *s.inputs]
+    return [*items, *reports]
+
+
+def write_night(url: str, database: str) -> Night:
+    """Stage both subjects and write everything through :class:`InfluxV1Sink`."""
+    (recorded,) = sleep_accel_nights(sleep_accel_sample(), (SAMPLE_NIGHT,))
+    now = datetime.now(UTC)
+    end = datetime.fromtimestamp(int(now.timestamp()) // 30 * 30 - 60, UTC)
+    start = end - timedelta(seconds=EPOCH_S * recorded.n_epochs)
+    stager = Stager("wearable")
+    subjects = {n.subject_id: stage_subject(stager, n, start)
+                for n in (recorded, _dropout(recorded))}
+    reports = _reports(now)
+
+    async def send() -> None:
+        # batches under 1 MiB: aiohttp warns (ResourceWarning) about larger raw bodies
+        sink = InfluxV1Sink(url, database, batch_size=1000, flush_interval_s=0.1)
+        await sink.write_batch(_items(subjects, reports))
+        await sink.close()
+        assert sink.stats.points_rejected == 0
+
+    asyncio.run(send())
+    return Night(database, subjects, reports, start, now)
