@@ -167,6 +167,17 @@ def test_replayed_night_is_staged_written_and_bad_input_dead_lettered(
             "GROUP BY kind", db="e2e")
         assert {s["tags"]["kind"]: s["values"][0][1] for s in causal} == {
             "causal": n, "offline": n}
+        # a second replay of the same night changes nothing: every message a duplicate
+        before, points = stack.stats(), stack.points()
+        plan = plan_night(night, anchor="original", spans=AFAP_SPANS)
+        asyncio.run(replay([night], stack.settings, anchor="original", spans=AFAP_SPANS,
+                           progress=False))
+        after = stack.wait_stats(
+            lambda s: s["messages"] >= before["messages"] + plan.n_chunks + 2)
+        assert after["duplicates"] - before["duplicates"] == plan.n_chunks + 2
+        for counter in ("causal_events", "offline_events", "nights_finished"):
+            assert after[counter] == before[counter]
+        assert stack.points() == points
         # a duplicate of a processed chunk is dropped; a chunk after the night ended is a
         # dead letter; the worker is still there and answers
         first = next(plan_night(night, anchor="original").chunks())[1]
