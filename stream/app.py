@@ -245,15 +245,24 @@ def create_app(
 
     @app.agent(inputs, name="stage")  # type: ignore[arg-type]
     async def stage(stream: faust.Stream) -> None:
+        def hold(value: Any) -> Any:
+            # one reference per message from the moment it enters the stream, before
+            # take_events buffers it: the message is acknowledged when its effects are
+            # durable (Effects.release), never merely because a buffer was emptied (a
+            # buffer dropped when the stream restarts would otherwise be acknowledged
+            # unprocessed)
+            event = stream.current_event
+            if event is not None:
+                event.message.incref()
+            return value
+
+        stream.add_processor(hold)
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             batch = []
             now = time.time()
             delays = worker.stats.ingest_delays
             for event in events:
                 message = event.message
-                # hold one reference: the message is acknowledged when its effects are
-                # durable (Effects.release), not when the batch ends
-                message.incref()
                 offsets[message.tp] = message.offset
                 token = acks.hold(event)
                 if message.timestamp:
