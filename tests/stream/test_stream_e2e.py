@@ -246,12 +246,11 @@ async def _replay_plain(stack: Stack, nights: list[ReplayNight]) -> OutputCollec
 
 @pytest.mark.xfail(
     strict=False,
-    reason="open defect: after kill -9 and a restart the events sometimes differ slightly "
-    "from an uninterrupted run. First seen as a re-delivered chunk that never reached the "
-    "agent (the worker logs 'source ... jumped from seq N to N+2'); since each message is "
-    "referenced from the moment it enters the stream no gap was logged, but 1 run in 4 "
-    "still differed. The broker returns every message from any offset, and in-process "
-    "crash/restart at any message is exact (tests/stream/test_worker.py).",
+    reason="open defect: in about half the runs, one re-delivered chunk never reaches the "
+    "agent after kill -9 and a restart (the worker logs 'source ... jumped from seq N to "
+    "N+2'; seen at chunks 22 to 48 of a source), and the events after it differ slightly. "
+    "The broker returns every message from any offset, and in-process crash/restart at "
+    "any message is exact (tests/stream/test_worker.py).",
 )
 def test_kill_9_mid_replay_then_restart_loses_and_duplicates_nothing(
         broker: EmbeddedBroker, influxdb_v1: InfluxDB1, night: ReplayNight,
