@@ -20,8 +20,8 @@ from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from ingestors.sleep_accel import SleepAccelNight, read_subject
 from ingestors.types import Hypnogram
 from models.features import compute_features
-from models.runtime import load_model
-from models.stages import Stage, reduce_stages
+from models.stages import reduce_stages
+from stream.staging import CLASS_TO_STAGE, Stager
 from training.evaluation.metrics import score_classes
 from training.evaluation.night_stats import NightStats, night_stats
 from training.evaluation.plots import plot_hypnogram
@@ -40,8 +40,6 @@ class DemoResult:
     kappa3: dict[str, float]
 
 
-# 4-class model output (W, light, deep, REM) drawn as canonical stages: light as N2.
-_FOUR_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
 
 
 def _stage_night(night: SleepAccelNight, hyp: Hypnogram) -> dict[str, np.ndarray]:
@@ -53,20 +51,13 @@ def _stage_night(night: SleepAccelNight, hyp: Hypnogram) -> dict[str, np.ndarray
         activity_counts=(counts.t_s, counts.values) if counts is not None else None,
         start_is_nominal=hyp.start_is_nominal,
     )
-    causal, offline = load_model("wearable-causal"), load_model("wearable-offline")
-    ctx = int(causal.card.context_epochs or 25)
-    padded = np.concatenate([np.zeros((ctx - 1, rows.shape[1]), np.float32), rows])
-    valid = np.concatenate([np.zeros(ctx - 1, np.float32), np.ones(len(rows), np.float32)])
-    idx = np.arange(len(rows))[:, None] + np.arange(ctx)[None, :]
-    return {
-        "causal": causal.predict(padded[idx], valid[idx]),
-        "offline": offline.predict(rows[None])[0],
-    }
+    causal, offline = Stager("wearable").predict_night(rows)
+    return {"causal": causal, "offline": offline}
 
 
 def _score(hyp: Hypnogram, probs: np.ndarray) -> float:
     ref = reduce_stages(hyp.stages, 3)
-    pred = reduce_stages(_FOUR_TO_STAGE[probs.argmax(axis=1)], 3)
+    pred = reduce_stages(CLASS_TO_STAGE[probs.argmax(axis=1)], 3)
     keep = ref >= 0
     return float(score_classes(ref[keep], pred[keep], 3).kappa)
 
@@ -140,7 +131,7 @@ def run_demo(outdir: Path, console: Console | None = None) -> DemoResult:
     probs = _stage_night(night, hyp)
     kappas = {kind: _score(hyp, p) for kind, p in probs.items()}
     staged = outdir / f"{SAMPLE_NIGHT}_staged.png"
-    offline_hyp = Hypnogram(_FOUR_TO_STAGE[probs["offline"].argmax(axis=1)], hyp.start,
+    offline_hyp = Hypnogram(CLASS_TO_STAGE[probs["offline"].argmax(axis=1)], hyp.start,
                             hyp.epoch_s, subject=hyp.subject, start_is_nominal=True)
     plot_hypnogram(offline_hyp, probabilities=probs["offline"], reference=hyp, stage_set=4,
                    title=f"{SAMPLE_NIGHT}: wearable-offline model vs PSG",

@@ -29,11 +29,10 @@ from numpy.typing import NDArray
 
 from ingestors.replay import ReplayNight, ReplayReport, replay
 from models.features import compute_features
-from models.stages import Stage
 from stream.collect import OutputCollector
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
-from stream.staging import Stager
+from stream.staging import CLASS_TO_STAGE, Stager
 from training.evaluation.metrics import NightlyReport, score_nights
 from training.evaluation.plots import plot_confusion_matrix
 
@@ -47,8 +46,6 @@ __all__ = [
     "run_through_stream",
 ]
 
-#: 4-class model output (W, light, deep, REM) as canonical stages (light drawn as N2).
-CLASS_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
 _NAMES = ("W", "light", "deep", "REM")
 KINDS = ("causal", "offline")
 #: Chunk spans of an as-fast-as-possible replay: one chunk per modality and epoch (the

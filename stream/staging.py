@@ -20,10 +20,14 @@ from numpy.typing import NDArray
 
 from models.features import FEATURE_VERSION, feature_names
 from models.runtime import OnnxStager, load_model, validate_card
+from models.stages import Stage
 from stream.engine import EPOCH_S, ClosedEpoch, Session
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 
-__all__ = ["Stager", "night_summary"]
+__all__ = ["CLASS_TO_STAGE", "Stager", "night_summary"]
+
+#: 4-class model output (W, light, deep, REM) as canonical stages (light drawn as N2).
+CLASS_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
 
 
 def _events(
