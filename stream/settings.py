@@ -170,6 +170,17 @@ class StreamSettings(BaseSettings):
     web_host: str = Field(default="127.0.0.1",
                           description="Address the web server binds (loopback by default).")
     web_port: int = Field(default=6066, ge=1, le=65535, description="Web server port.")
+    live_enabled: bool = Field(
+        default=True,
+        description="Serve the live page (/live/) on the web server; the worker then also "
+        "follows the stages, summaries and sessions topics for it. Needs web_enabled.")
+    live_lookback_h: float = Field(
+        default=24.0, gt=0, le=24 * 31,
+        description="The live page shows outputs of the last this many hours: on start it "
+        "reads the topics from then on, and drops subjects with nothing newer.")
+    live_sessions_per_subject: int = Field(
+        default=2, ge=1, le=50,
+        description="Sessions the live page keeps per subject (the latest by start).")
 
     def topic(self, name: str) -> str:
         """Full name of topic ``name`` (``sessions``, ``samples``, ``stages``, ...)."""
