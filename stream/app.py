@@ -53,6 +53,7 @@ import numpy as np
 from faust.types import TP, EventT
 
 from stream.codecs import DecodeFailure, decode, register_codecs
+from stream.live import install_live
 from stream.schemas import DeadLetter, NightSummary, StageEvent
 from stream.settings import SinkSettings, StreamSettings
 from stream.sinks import EpochInputs, PipelineStats, SinkItem, make_sink
@@ -347,6 +348,8 @@ def create_app(
                 log.warning("sleepstream: health point not written: %s", err)
             finally:
                 await sink.close()
+
+    install_live(app, settings)  # the live page, /live/ (stream/live/)
 
     @app.page("/sleepstream/stats/")
     async def stats_page(web: Any, request: Any) -> Any:
