@@ -61,7 +61,7 @@ def require_binary(name: str) -> str:
     return path
 
 
-_APT = {"victoria-metrics": "victoria-metrics", "influxd": "influxdb"}
+_APT = {"victoria-metrics": "victoria-metrics", "influxd": "influxdb", "chromium": "chromium"}
 
 
 _LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
