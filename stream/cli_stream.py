@@ -141,9 +141,10 @@ def up_cmd(
 ) -> None:
     """Run the whole stream on this machine: broker, worker, replay, live stages.
 
-    Starts an embedded Kafka-compatible broker and the Faust worker, replays the bundled
-    Sleep-Accel night (or --data) as a live device would, prints each stage as the worker
-    emits it, then the offline revision and the night summary, and draws the hypnograms.
+    Starts an embedded Kafka-compatible broker and the Faust worker, prints the address of
+    the live page, replays the bundled Sleep-Accel night (or --data) as a live device
+    would, prints each stage as the worker emits it, then the offline revision and the
+    night summary, and draws the hypnograms.
     """
     from ingestors.samples import sleep_accel_sample
 
@@ -152,7 +153,8 @@ def up_cmd(
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="sleepstream-") as tmp:
         settings = _embedded_or_configured(stack, None, Path(tmp), {
             "SLEEPSTREAM_WEB_PORT": str(port), "SLEEPSTREAM_END_WAIT_S": "2"})
-        typer.echo(f"worker web server: http://127.0.0.1:{port}/")
+        typer.echo(f"live page: http://127.0.0.1:{port}/live/ (open it to watch the night "
+                   "fill in)")
         asyncio.run(_live(nights, settings, _speed(speed), out))
 
 

@@ -36,6 +36,7 @@ def test_up_runs_the_whole_stream_on_the_bundled_night(tmp_path: Path) -> None:
         pytest.skip("no embedded broker here")
     assert proc.returncode == 0, out[-3000:]
     assert "embedded broker kafka://127.0.0.1:" in out
+    assert "live page: http://127.0.0.1:" in out and "/live/" in out
     # a line per causal stage as it arrives, then the summary and the hypnograms
     assert out.count(" epoch ") >= 964
     assert "8692923: TST" in out
