@@ -81,16 +81,22 @@
   function frame(svg, night) {
     var width = svg.getBoundingClientRect().width || 1000;
     var height = +svg.getAttribute("height");
-    var n = night.n_epochs, epoch = night.epoch_s;
-    var ended = night.ended_at !== null || night.summary !== null;
+    var n = night.n_epochs, epoch = night.epoch_s, start = Date.parse(night.started_at);
+    // the session's own length once its end is known (the worker may still be catching up),
+    // else the night so far rounded up to the hour, at least MIN_SPAN_S
     var span = n * epoch;
-    if (!ended) span = Math.max(MIN_SPAN_S, Math.ceil((n * epoch + 1800) / 3600) * 3600);
+    if (night.ended_at !== null) {
+      span = Math.max(span, (Date.parse(night.ended_at) - start) / 1000);
+    } else if (night.summary === null) {
+      span = Math.max(MIN_SPAN_S, Math.ceil((n * epoch + 1800) / 3600) * 3600);
+    }
     span = Math.max(span, epoch);
     var w = width - ML - MR;
     return {
-      width: width, height: height, w: w, span: span, epoch: epoch, ended: ended,
+      width: width, height: height, w: w, span: span, epoch: epoch,
+      scoring: night.summary === null && night.offline.n_scored === 0,
       x: function (t) { return ML + (t / span) * w; },
-      start: Date.parse(night.started_at),
+      start: start,
     };
   }
 
@@ -177,7 +183,7 @@
     runs(night.n_epochs, function (i) { return stages[i] === rem; }).forEach(function (r) {
       el("line", { class: "rem-bar", x1: x(r[0]), x2: x(r[1]), y1: level.REM, y2: level.REM }, svg);
     });
-    if (!f.ended && kind === "causal") {
+    if (f.scoring && kind === "causal") {
       var nx = x(night.n_epochs);
       el("line", { class: "now", x1: nx, x2: nx, y1: top - 6, y2: bottom + 6 }, svg);
     }
@@ -327,11 +333,12 @@
   function drawHead(night) {
     var tz = night.time_zone, start = Date.parse(night.started_at);
     $("night-title").textContent = "Subject " + night.subject;
-    var ended = night.ended_at !== null || night.summary !== null;
+    var state = night.summary !== null ? "ended"
+      : night.ended_at !== null ? "ended, offline revision pending" : "in progress";
     var meta = "session " + night.session + " · started " + dateText(tz, start) + ", "
       + clock(tz, start) + " (" + tz + ")";
     if (night.device) meta += " · " + night.device;
-    meta += " · " + (ended ? "ended" : "in progress") + ", " + night.causal.n_scored + " epochs ("
+    meta += " · " + state + ", " + night.causal.n_scored + " epochs ("
       + minutesText(night.causal.n_scored * night.epoch_s / 60) + ")";
     $("night-meta").textContent = meta;
     var tabs = $("session-tabs");
