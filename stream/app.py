@@ -23,7 +23,9 @@ Agents and tables:
     at their end. Each subject's processor is checkpointed in the ``subject-state`` table
     and each epoch's feature row in ``night-rows`` (both changelog-backed). A message is
     acknowledged only once its effects are published and checkpointed, so a worker killed
-    at any moment resumes without losing or double-counting a sample.
+    at any moment resumes without losing or double-counting a sample. Messages Faust
+    fetched but never handed over (it clears stream buffers at the end of a recovery) are
+    read back from the broker (:mod:`stream.delivery`).
 ``sink`` (stages + summaries)
     Writes stage events, the inputs they carry and night summaries to InfluxDB, and
     acknowledges them once the database has them.
@@ -41,7 +43,6 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -50,9 +51,10 @@ from typing import Any, cast
 
 import faust
 import numpy as np
-from faust.types import TP, EventT
+from faust.types import TP
 
 from stream.codecs import DecodeFailure, decode, register_codecs
+from stream.delivery import GapFiller, InOrderAcks, InputTopic
 from stream.live import install_live
 from stream.schemas import DeadLetter, NightSummary, StageEvent
 from stream.settings import SinkSettings, StreamSettings
@@ -100,47 +102,6 @@ def worker_of(app: faust.App) -> Worker:
     return _WORKERS[id(app)]
 
 
-class InOrderAcks:
-    """Acknowledge each partition's messages strictly in offset order.
-
-    The worker releases messages subject by subject (at each subject's checkpoint), which
-    is out of offset order within a partition. Faust commits the highest run of
-    consecutive acknowledged offsets, but before a partition's first commit it does not
-    check for a gap at the head (faust-streaming 0.15, ``Consumer._new_offset``), so an
-    unacknowledged message there could be skipped after a crash. Holding every
-    acknowledgement until all earlier messages of its partition are released keeps the
-    acknowledged offsets contiguous, which is always safe to commit.
-    """
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-        self.queues: dict[TP, deque[list[Any]]] = defaultdict(deque)
-
-    def hold(self, event: EventT) -> list[Any]:
-        """Register a delivered message (in delivery order); returns its release token."""
-        entry = [event, False]
-        self.queues[event.message.tp].append(entry)
-        return entry
-
-    def release(self, tokens: list[object]) -> None:
-        """Mark messages done; acknowledge every partition's leading run of done ones."""
-        tps = set()
-        for token in tokens:
-            if token is not None:
-                entry = cast(list[Any], token)
-                entry[1] = True
-                tps.add(entry[0].message.tp)
-        for tp in tps:
-            queue = self.queues[tp]
-            while queue and queue[0][1]:
-                queue.popleft()[0].message.ack(self.app.consumer)
-
-    def forget(self, tps: set[TP]) -> None:
-        """Drop revoked partitions (their messages are re-delivered to the new owner)."""
-        for tp in tps:
-            self.queues.pop(tp, None)
-
-
 def _worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -180,8 +141,8 @@ def create_app(
         return app.topic(settings.topic(name), partitions=n, internal=True,
                          key_serializer="raw", value_serializer=value_serializer)
 
-    inputs = app.topic(*names, partitions=n, internal=True, key_serializer="raw",
-                       value_serializer="raw")
+    inputs = InputTopic(app, topics=list(names), partitions=n, internal=True,
+                        key_serializer="raw", value_serializer="raw")
     # declared here (so the worker creates them with the right partitions); written with
     # the raw producer, payloads already JSON
     out_topics = [topic(n) for n in ("stages", "summaries", "deadletter")]
@@ -193,13 +154,15 @@ def create_app(
         """Create the output topics (with the configured partitions) at start."""
         for t in out_topics:
             await t.maybe_declare()
-    outputs = app.topic(settings.topic("stages"), settings.topic("summaries"), partitions=n,
-                        internal=True, key_serializer="raw", value_serializer="raw")
+    outputs = InputTopic(app, topics=[settings.topic("stages"), settings.topic("summaries")],
+                         partitions=n, internal=True, key_serializer="raw",
+                         value_serializer="raw")
     state_table = app.Table("subject-state", default=None, partitions=n)
     rows_table = app.Table("night-rows", default=None, partitions=n)
     worker = Worker(settings, state_table.get, rows_table.get)
     lock = asyncio.Lock()
     acks = InOrderAcks(app)
+    gaps = GapFiller(settings.bootstrap, settings.app_id)
     offsets: dict[TP, int] = {}
     worker_name = _worker_name()
     _WORKERS[id(app)] = worker
@@ -246,30 +209,17 @@ def create_app(
 
     @app.agent(inputs, name="stage")  # type: ignore[arg-type]
     async def stage(stream: faust.Stream) -> None:
-        def hold(value: Any) -> Any:
-            # one reference per message from the moment it enters the stream, before
-            # take_events buffers it: the message is acknowledged when its effects are
-            # durable (Effects.release), never merely because a buffer was emptied (a
-            # buffer dropped when the stream restarts would otherwise be acknowledged
-            # unprocessed)
-            event = stream.current_event
-            if event is not None:
-                event.message.incref()
-            return value
-
-        stream.add_processor(hold)
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             batch = []
             now = time.time()
             delays = worker.stats.ingest_delays
-            for event in events:
-                message = event.message
+            for message in await gaps.complete(events):
                 offsets[message.tp] = message.offset
-                token = acks.hold(event)
                 if message.timestamp:
                     delays.append((now, now - message.timestamp))
                 batch.append(Inbound(names[message.topic], message.topic, message.partition,
-                                     message.offset, event.key, event.value, token))
+                                     message.offset, message.key, message.value,
+                                     acks.hold(message)))
             async with lock:
                 await process(worker.handle(batch))
 
@@ -284,17 +234,17 @@ def create_app(
             async for events in stream.take_events(settings.batch_max,
                                                    settings.batch_within_s):
                 items: list[SinkItem] = []
-                for event in events:
-                    message = event.message
+                messages = await gaps.complete(events)
+                for message in messages:
                     model = StageEvent if message.topic == settings.topic("stages") \
                         else NightSummary
-                    payload = decode(event.value, model)
+                    payload = decode(message.value, model)
                     if isinstance(payload, DecodeFailure):
                         worker.stats.dead_letters[payload.stage] += 1
-                        await dead_topic.send(key=event.key, value=DeadLetter.wrap(
-                            event.value or b"", topic=message.topic,
+                        await dead_topic.send(key=message.key, value=DeadLetter.wrap(
+                            message.value or b"", topic=message.topic,
                             partition=message.partition, offset=message.offset,
-                            key=None if event.key is None else event.key.decode(
+                            key=None if message.key is None else message.key.decode(
                                 "utf-8", "replace"),
                             stage=payload.stage, reason=payload.reason,
                             error_type=payload.error_type,
@@ -309,6 +259,8 @@ def create_app(
                             i.activity_samples, i.rr_mean_s, i.beats))
                 await sink.write_batch(items)
                 await sink.flush()
+                # acknowledged once the database has them, in offset order
+                acks.release([acks.hold(m) for m in messages])
         finally:
             await sink.close()
 
@@ -364,6 +316,7 @@ def create_app(
         return web.json({
             "worker": worker_name, "messages": s.messages, "chunks": s.chunks,
             "duplicates": s.duplicates, "seq_gaps": s.seq_gaps,
+            "delivery_gaps": gaps.gaps, "redelivered": gaps.filled,
             "epochs_closed": s.epochs_closed,
             "causal_events": s.causal_events, "offline_events": s.offline_events,
             "nights_finished": s.nights_finished, "dead_letters": dict(s.dead_letters),
@@ -378,12 +331,17 @@ def create_app(
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         acks.forget(revoked)
+        gaps.forget(revoked)
         mine = {tp.partition for tp in revoked if tp.topic in names}
         if mine:
             async with lock:
                 dropped = worker.drop_partitions(mine)
             log.info("sleepstream: partitions %s revoked; %d subjects handed over",
                      sorted(mine), dropped)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_gap_reader(sender: Any, **kwargs: Any) -> None:
+        await gaps.stop()
 
     return app
 

@@ -453,9 +453,10 @@ class Worker:
         window = proc.sources.get(chunk.source_id)
         if window is not None and chunk.seq > window.highest + 1:
             self.stats.seq_gaps += 1
-            log.warning("subject %s: source %s jumped from seq %d to %d; chunks in between "
-                        "never arrived", chunk.subject_id, chunk.source_id, window.highest,
-                        chunk.seq)
+            log.warning("subject %s: source %s jumped from seq %d to %d (at %s[%d]@%d); "
+                        "chunks in between never arrived", chunk.subject_id,
+                        chunk.source_id, window.highest, chunk.seq, msg.topic,
+                        msg.partition, msg.offset)
         outcome, reason = proc.apply(chunk)
         if outcome is Outcome.DUPLICATE:
             self.stats.duplicates += 1
