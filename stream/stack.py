@@ -101,6 +101,26 @@ def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 15.0) -> None
         proc.wait(timeout_s)
 
 
+def _noida_binary() -> str:
+    """The broker executable itself.
+
+    The ``noida-db`` console script is a Python wrapper that runs the bundled binary in a
+    child process and does not pass signals on, so stopping the wrapper would leave the
+    broker running; the binary is started directly instead.
+    """
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("noida_db").joinpath("noida-db")))
+    except ModuleNotFoundError:
+        path = Path()
+    if path.is_file():
+        if not os.access(path, os.X_OK):
+            path.chmod(path.stat().st_mode | 0o111)
+        return str(path)
+    return _binary("noida-db", "install the stream extra: pip install 'sleepstream[stream]'")
+
+
 @dataclass
 class EmbeddedBroker:
     """``noida-db`` serving the Kafka protocol on 127.0.0.1.
@@ -137,7 +157,7 @@ class EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         self.port = self.port or free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        exe = _binary("noida-db", "install the stream extra: pip install 'sleepstream[stream]'")
+        exe = _noida_binary()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [exe, "start", "--data-dir", str(self.data_dir / "noida"), "--host",
