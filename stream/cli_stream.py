@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
+import time
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -138,6 +140,8 @@ def up_cmd(
     speed: Annotated[str, typer.Option(help="afap, realtime, or a factor.")] = "120",
     out: Annotated[Path, typer.Option(help="Where the hypnograms go.")] = Path("runs/up"),
     port: Annotated[int, typer.Option(help="Worker web port (127.0.0.1).")] = 6066,
+    stay: Annotated[bool, typer.Option(help="Keep the stack and the live page running "
+                                       "after the night, until Ctrl-C.")] = False,
 ) -> None:
     """Run the whole stream on this machine: broker, worker, replay, live stages.
 
@@ -156,6 +160,11 @@ def up_cmd(
         typer.echo(f"live page: http://127.0.0.1:{port}/live/ (open it to watch the night "
                    "fill in)")
         asyncio.run(_live(nights, settings, _speed(speed), out))
+        if stay:
+            typer.echo(f"still serving http://127.0.0.1:{port}/live/ -- Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
 
 
 async def _live(nights: tuple[ReplayNight, ...], settings: StreamSettings,
