@@ -131,6 +131,9 @@ def create_app(
         consumer_group_instance_id=settings.instance_id,
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         producer_acks=-1,
+        # Faust reads ~80 unprefixed variables (WEB_PORT, BROKER, ...) that would override
+        # the settings above; only SLEEPSTREAM_FAUST_* ones reach it
+        env_prefix="SLEEPSTREAM_FAUST_",
     )
     names: dict[str, TopicKind] = {
         settings.topic("sessions"): "sessions", settings.topic("samples"): "samples",
