@@ -172,7 +172,7 @@ async def _collect_latencies(settings: StreamSettings, stop: asyncio.Event,
 def _stats(port: int, window: float) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/sleepstream/stats/?window={window:.0f}"
     with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
+        return json.loads(r.read())
 
 
 async def _live_once(settings: StreamSettings, port: int, n: int, duration: float,
