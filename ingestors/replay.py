@@ -212,7 +212,8 @@ async def _kafka_producer(settings: StreamSettings, stack: AsyncExitStack) -> Re
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, enable_idempotence=True,
-                                acks="all", linger_ms=LINGER_MS)
+                                acks="all", linger_ms=LINGER_MS,
+                                **settings.kafka_client_options())
     try:
         await producer.start()
     except Exception as err:

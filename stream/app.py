@@ -131,6 +131,7 @@ def create_app(
         consumer_group_instance_id=settings.instance_id,
         broker_heartbeat_interval=settings.session_timeout_s / 5,
         producer_acks=-1,
+        broker_credentials=settings.faust_credentials(),
         # Faust reads ~80 unprefixed variables (WEB_PORT, BROKER, ...) that would override
         # the settings above; only SLEEPSTREAM_FAUST_* ones reach it
         env_prefix="SLEEPSTREAM_FAUST_",
@@ -165,7 +166,7 @@ def create_app(
     worker = Worker(settings, state_table.get, rows_table.get)
     lock = asyncio.Lock()
     acks = InOrderAcks(app)
-    gaps = GapFiller(settings.bootstrap, settings.app_id)
+    gaps = GapFiller(settings.bootstrap, settings.app_id, settings.kafka_client_options())
     offsets: dict[TP, int] = {}
     worker_name = _worker_name()
     _WORKERS[id(app)] = worker

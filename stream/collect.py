@@ -66,7 +66,8 @@ class OutputCollector:
     async def start(self) -> None:
         """Connect and seek every partition of the output topics to its beginning."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
-                                    enable_auto_commit=False, group_id=None)
+                                    enable_auto_commit=False, group_id=None,
+                                    **self.settings.kafka_client_options())
         await consumer.start()
         names = [self.settings.topic("stages"), self.settings.topic("summaries")]
         if self.dead_letters:

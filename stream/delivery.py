@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,9 @@ class GapFiller:
     group_id : str
         The worker's consumer group (its committed offsets mark where each partition's
         delivery must start).
+    client_options : mapping
+        Security arguments of the aiokafka clients
+        (:meth:`~stream.settings.StreamSettings.kafka_client_options`); empty: PLAINTEXT.
     timeout_s : float
         How long one read of missing messages may take before it fails.
 
@@ -146,6 +149,8 @@ class GapFiller:
 
     bootstrap: str
     group_id: str
+    # repr=False: it holds the SASL password
+    client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     timeout_s: float = 30.0
     expected: dict[TP, int] = field(default_factory=dict)
     filled: int = 0
@@ -203,7 +208,7 @@ class GapFiller:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                         enable_auto_commit=False,
-                                        auto_offset_reset="earliest")
+                                        auto_offset_reset="earliest", **self.client_options)
             await consumer.start()
             self._consumer = consumer
         return self._consumer
@@ -212,7 +217,8 @@ class GapFiller:
         """Where delivery of ``tp`` starts: its committed offset, else the log start."""
         async with self._lock:
             if self._admin is None:
-                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap,
+                                            **self.client_options)
                 await admin.start()
                 self._admin = admin
             ktp = TopicPartition(tp.topic, tp.partition)

@@ -5,13 +5,21 @@ One class per concern, each with its own environment prefix under ``SLEEPSTREAM_
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    import faust
+
 __all__ = ["SinkSettings", "StreamSettings", "kafka_bootstrap"]
+
+_TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 class SinkSettings(BaseSettings):
@@ -99,7 +107,9 @@ class StreamSettings(BaseSettings):
     Example: ``SLEEPSTREAM_BROKER=kafka://10.0.0.5:9092 SLEEPSTREAM_PARTITIONS=16``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SLEEPSTREAM_", extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise print the SASL password
+    model_config = SettingsConfigDict(env_prefix="SLEEPSTREAM_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     broker: str = Field(
         default="kafka://127.0.0.1:9092",
@@ -181,6 +191,90 @@ class StreamSettings(BaseSettings):
     live_sessions_per_subject: int = Field(
         default=2, ge=1, le=50,
         description="Sessions the live page keeps per subject (the latest by start).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client (the Faust worker, its own consumers, the "
+        "ingestors) talks to the brokers: SSL is TLS, SASL_* authenticate with a user name "
+        "and password (SASL_SSL over TLS).")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN",
+        description="SASL mechanism of SASL_PLAINTEXT and SASL_SSL. PLAIN sends the password "
+        "itself, so use it only over SASL_SSL.")
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name; needed by the SASL_* protocols.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        description="SASL password; needed by the SASL_* protocols. Never logged; the "
+        "worker image also reads it from the Docker secret sleepstream_kafka_sasl_password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates (SSL, "
+        "SASL_SSL); None: the system's CAs.")
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM client certificate for mutual TLS (with kafka_ssl_keyfile).")
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        description="PEM private key (not encrypted) of kafka_ssl_certfile, for mutual TLS.")
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to. The "
+        "certificate chain is checked either way.")
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile",
+                     "kafka_ssl_certfile", "kafka_ssl_keyfile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose passes unset variables as "" (${VAR:-}); Path("") would be "."
+        if isinstance(value, SecretStr):
+            return value if value.get_secret_value() else None
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> StreamSettings:
+        protocol, env = self.kafka_security_protocol, self._env
+        sasl = {"kafka_sasl_username": self.kafka_sasl_username,
+                "kafka_sasl_password": self.kafka_sasl_password}
+        tls = {"kafka_ssl_cafile": self.kafka_ssl_cafile,
+               "kafka_ssl_certfile": self.kafka_ssl_certfile,
+               "kafka_ssl_keyfile": self.kafka_ssl_keyfile}
+        if protocol in _SASL_PROTOCOLS:
+            missing = [env(k) for k, v in sasl.items() if v is None]
+            if missing:
+                msg = (f"{env('kafka_security_protocol')}={protocol} needs a SASL user name "
+                       f"and password; set {' and '.join(missing)}")
+                raise ValueError(msg)
+        self._unused(sasl, _SASL_PROTOCOLS, "SASL_SSL or SASL_PLAINTEXT")
+        self._unused(tls, _TLS_PROTOCOLS, "SSL or SASL_SSL")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            given, other = ("kafka_ssl_certfile", "kafka_ssl_keyfile") if \
+                self.kafka_ssl_keyfile is None else ("kafka_ssl_keyfile", "kafka_ssl_certfile")
+            msg = (f"mutual TLS needs both the client certificate and its key: {env(given)} is "
+                   f"set, {env(other)} is not (for one PEM file holding both, give it as both)")
+            raise ValueError(msg)
+        for name, path in tls.items():
+            if path is not None and not path.is_file():
+                msg = (f"{env(name)}={path}: no such file (relative paths start from "
+                       f"{Path.cwd()}). Give the path of the PEM file as the worker sees it; "
+                       "in a container, the path inside the container.")
+                raise ValueError(msg)
+        return self
+
+    def _unused(
+        self, values: Mapping[str, object], protocols: tuple[str, ...], wanted: str
+    ) -> None:
+        """Refuse settings the protocol would silently ignore."""
+        given = [self._env(k) for k, v in values.items() if v is not None]
+        if given and self.kafka_security_protocol not in protocols:
+            msg = (f"{', '.join(given)} set, but {self._env('kafka_security_protocol')} is "
+                   f"{self.kafka_security_protocol}, which does not use them; set it to "
+                   f"{wanted}, or unset them")
+            raise ValueError(msg)
+
+    @classmethod
+    def _env(cls, name: str) -> str:
+        """The environment variable of field ``name``."""
+        return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
 
     def topic(self, name: str) -> str:
         """Full name of topic ``name`` (``sessions``, ``samples``, ``stages``, ...)."""
@@ -190,3 +284,101 @@ class StreamSettings(BaseSettings):
     def bootstrap(self) -> str:
         """``host:port`` list for aiokafka clients."""
         return kafka_bootstrap(self.broker)
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the Kafka clients; None unless the protocol is SSL or SASL_SSL.
+
+        Built with :func:`aiokafka.helpers.create_ssl_context`: the brokers' certificates
+        are verified against ``kafka_ssl_cafile`` (else the system's CAs), and the client
+        certificate is loaded when one is set (mutual TLS).
+
+        Raises
+        ------
+        ValueError
+            If a PEM file cannot be loaded (naming the setting and the file).
+        """
+        if self.kafka_security_protocol not in _TLS_PROTOCOLS:
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        cafile, certfile, keyfile = (self.kafka_ssl_cafile, self.kafka_ssl_certfile,
+                                     self.kafka_ssl_keyfile)
+        try:
+            context = create_ssl_context(cafile=cafile)
+        except (ssl.SSLError, OSError) as err:
+            msg = (f"cannot load the Kafka CA file {self._env('kafka_ssl_cafile')}={cafile}: "
+                   f"{err}. It must hold PEM certificates (-----BEGIN CERTIFICATE-----).")
+            raise ValueError(msg) from err
+        def no_key_password() -> str:  # else OpenSSL prompts on the terminal
+            msg = (f"{self._env('kafka_ssl_keyfile')}={keyfile} is an encrypted key; give an "
+                   "unencrypted one (openssl pkey -in key.pem -out key-plain.pem)")
+            raise ValueError(msg)
+
+        if certfile is not None and keyfile is not None:
+            try:
+                context.load_cert_chain(certfile, keyfile, password=no_key_password)
+            except (ssl.SSLError, OSError) as err:
+                msg = (f"cannot load the Kafka client certificate "
+                       f"{self._env('kafka_ssl_certfile')}={certfile} with its key "
+                       f"{self._env('kafka_ssl_keyfile')}={keyfile}: {err}. Both must be PEM, "
+                       "the key unencrypted and belonging to the certificate.")
+                raise ValueError(msg) from err
+        context.check_hostname = self.kafka_ssl_check_hostname
+        return context
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security keyword arguments of the aiokafka clients.
+
+        For ``AIOKafkaProducer``, ``AIOKafkaConsumer`` and ``AIOKafkaAdminClient``:
+        ``security_protocol``, and as the protocol needs them ``ssl_context`` and
+        ``sasl_mechanism``, ``sasl_plain_username``, ``sasl_plain_password``.
+
+        Returns
+        -------
+        dict
+            ``{}`` for PLAINTEXT (the clients' defaults), else the arguments above. The
+            password is in clear text here: never log this mapping.
+        """
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": protocol}
+        context = self.kafka_ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        if protocol in _SASL_PROTOCOLS:
+            username, password = self._sasl_login()
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=username, sasl_plain_password=password)
+        return options
+
+    def faust_credentials(self) -> faust.SSLCredentials | faust.SASLCredentials | None:
+        """The ``broker_credentials`` of the Faust app.
+
+        Returns
+        -------
+        faust.SSLCredentials or faust.SASLCredentials or None
+            None for PLAINTEXT; ``SSLCredentials(context)`` for SSL; ``SASLCredentials``
+            with the mechanism, user name and password for SASL_PLAINTEXT, and with the
+            TLS context as well for SASL_SSL (Faust derives the protocol from it).
+        """
+        import faust
+
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return None
+        context = self.kafka_ssl_context()
+        if protocol == "SSL":
+            return faust.SSLCredentials(context)
+        username, password = self._sasl_login()
+        return faust.SASLCredentials(username=username, password=password,
+                                     ssl_context=context, mechanism=self.kafka_sasl_mechanism)
+
+    def _sasl_login(self) -> tuple[str, str]:
+        """User name and password (the validator made sure SASL protocols have both)."""
+        if self.kafka_sasl_username is None or self.kafka_sasl_password is None:
+            msg = (f"{self._env('kafka_security_protocol')}={self.kafka_security_protocol} "
+                   f"needs {self._env('kafka_sasl_username')} and "
+                   f"{self._env('kafka_sasl_password')}")
+            raise ValueError(msg)
+        return self.kafka_sasl_username, self.kafka_sasl_password.get_secret_value()

@@ -74,7 +74,7 @@ class LiveFollower:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap, group_id=None,
             enable_auto_commit=False, client_id="sleepstream-live",
-            auto_offset_reset="earliest")
+            auto_offset_reset="earliest", **self.settings.kafka_client_options())
         await consumer.start()
         try:
             kinds = await self._assign(consumer)

@@ -152,7 +152,8 @@ class LoadGenerator:
 
     async def run(self, duration_s: float) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, linger_ms=20,
-                                    max_batch_size=1 << 20)
+                                    max_batch_size=1 << 20,
+                                    **self.settings.kafka_client_options())
         await producer.start()
         try:
             sessions, samples = self.settings.topic("sessions"), self.settings.topic("samples")
@@ -204,7 +205,7 @@ async def _collect_latencies(settings: StreamSettings, stop: asyncio.Event,
                              after: float) -> list[float]:
     consumer = AIOKafkaConsumer(settings.topic("stages"), bootstrap_servers=settings.bootstrap,
                                 group_id=None, auto_offset_reset="latest",
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, **settings.kafka_client_options())
     await consumer.start()
     lat: list[float] = []
     try:

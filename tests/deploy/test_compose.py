@@ -157,9 +157,18 @@ def test_the_settings_validate_in_each_container(service_name, services, monkeyp
     assert stream.bootstrap == "kafka:9092"
     assert stream.partitions == 8
     assert stream.web_host == "127.0.0.1", "the worker's web server must stay on loopback"
+    # the stack's own Kafka is PLAINTEXT: the defaults must not ask for TLS or SASL
+    assert stream.kafka_client_options() == {} and stream.faust_credentials() is None
     if service_name != "replay":
         assert (sink.kind, sink.url) == ("v2", "http://influxdb:8086")
         assert sink.org and sink.bucket
+
+
+def test_the_kafka_clients_get_the_sasl_password_secret(services):
+    for name, service in _stream_services(services).items():
+        assert {"source": "kafka_sasl_password", "target": "sleepstream_kafka_sasl_password"} in (
+            service.get("secrets", [])), f"{name}: worker-entrypoint.sh reads it from there"
+        assert "SLEEPSTREAM_KAFKA_SASL_PASSWORD" not in environment(service)
 
 
 def test_each_worker_has_its_own_stable_instance_id(services):

@@ -113,3 +113,23 @@ def test_entrypoint_puts_the_secret_token_in_the_environment(tmp_path, preset, s
                   env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
+
+
+@pytest.mark.parametrize(("preset", "secret", "expected"), [
+    (None, "kafka-pw", "kafka-pw"),
+    ("from-env", "kafka-pw", "from-env"),
+    (None, "", "unset"),  # the empty secret file of a PLAINTEXT deployment
+    (None, None, "unset"),
+])
+def test_entrypoint_puts_the_kafka_sasl_password_in_the_environment(tmp_path, preset, secret,
+                                                                     expected):
+    if secret is not None:
+        (tmp_path / "sleepstream_kafka_sasl_password").write_text(
+            secret + "\n" if secret else "", encoding="utf-8")
+    env = {"RUN_SECRETS_DIR": str(tmp_path)}
+    if preset is not None:
+        env["SLEEPSTREAM_KAFKA_SASL_PASSWORD"] = preset
+    result = _run(["sh", str(ENTRYPOINT), "sh", "-c",
+                   'printf %s "${SLEEPSTREAM_KAFKA_SASL_PASSWORD-unset}"'], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
