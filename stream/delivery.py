@@ -246,4 +246,6 @@ class GapFiller:
                     raise TimeoutError(msg)
                 batch = await consumer.getmany(ktp, timeout_ms=500, max_records=stop - start)
                 out.extend(r for r in batch.get(ktp, []) if start <= r.offset < stop)
+            # an assigned consumer keeps fetching (and spins on the embedded broker)
+            consumer.unsubscribe()
             return out

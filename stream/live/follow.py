@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.live.view import LiveView, TopicKind
+from stream.polling import poll_paced
 from stream.settings import StreamSettings
 
 __all__ = ["LiveFollower"]
@@ -40,14 +41,14 @@ class LiveFollower:
     view : LiveView
         Where the messages go.
     poll_s : float
-        Longest wait of one poll.
+        Rest between polls once caught up (the page refreshes every 1.5 s).
     retry_s : float
         Pause before reconnecting after a broker error.
     """
 
     settings: StreamSettings
     view: LiveView
-    poll_s: float = 0.5
+    poll_s: float = 1.0
     retry_s: float = 2.0
     errors: int = 0
     _positions: dict[TopicPartition, int] = field(default_factory=dict, repr=False)
@@ -80,8 +81,9 @@ class LiveFollower:
             kinds = await self._assign(consumer)
             last_evict = time.monotonic()
             while True:
-                batches = await consumer.getmany(timeout_ms=int(self.poll_s * 1000),
-                                                 max_records=2000)
+                # paused between polls: a caught-up consumer spins on the embedded broker
+                batches = await poll_paced(consumer, wait_s=0.05, idle_s=self.poll_s,
+                                           max_records=2000)
                 for tp, records in batches.items():
                     kind = kinds[tp.topic]
                     for rec in records:

@@ -132,3 +132,34 @@ def test_gap_filler_complete_puts_the_lost_messages_before_the_one_that_revealed
             await gaps.stop()
 
     assert asyncio.run(scenario()) == list(range(8))
+
+
+def test_paced_polling_skips_nothing_fetched_while_paused(broker: EmbeddedBroker) -> None:
+    from stream.polling import poll_paced
+
+    async def scenario() -> list[bytes]:
+        await _produce(broker.bootstrap, "paced", 5)
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        got: list[bytes] = []
+        try:
+            tp = TopicPartition("paced", 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            for round_ in range(2):
+                deadline = asyncio.get_running_loop().time() + 20
+                while len(got) < 5 * (round_ + 1) and \
+                        asyncio.get_running_loop().time() < deadline:
+                    batches = await poll_paced(consumer, wait_s=0.05, idle_s=0.05,
+                                               max_records=100)
+                    got += [r.value for r in batches.get(tp, [])]
+                    # between polls the partition stays paused
+                    assert consumer.paused() == {tp}
+                if round_ == 0:  # more arrive while the consumer is paused
+                    await _produce(broker.bootstrap, "paced", 5)
+        finally:
+            await consumer.stop()
+        return got
+
+    assert asyncio.run(scenario()) == [b"v%d" % i for i in range(5)] * 2
