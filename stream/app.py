@@ -235,8 +235,10 @@ def create_app(
     async def sink_agent(stream: faust.Stream) -> None:
         sink = make_sink(sink_settings)
         try:
+            # batches as long as a point may wait anyway (the sink's flush interval): a
+            # database round trip per small batch would make the sink lag behind
             async for events in stream.take_events(settings.batch_max,
-                                                   settings.batch_within_s):
+                                                   sink_settings.flush_interval_s):
                 items: list[SinkItem] = []
                 messages = await gaps.complete(events)
                 for message in messages:
