@@ -108,7 +108,7 @@ class OutputCollector:
         otherwise spin on the embedded broker). A record is seen at most ~50 ms late.
         """
         assert self._consumer is not None, "call start() first"
-        batches = await poll_paced(self._consumer, wait_s=min(timeout_s, 0.02),
+        batches = await poll_paced(self._consumer, wait_s=min(timeout_s, 0.005),
                                    idle_s=min(timeout_s, 0.05), max_records=20_000)
         n = 0
         now = time.time()

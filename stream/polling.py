@@ -33,7 +33,8 @@ async def poll_paced(
     consumer : AIOKafkaConsumer
         A started consumer with partitions assigned by hand.
     wait_s : float
-        Longest wait for records once resumed.
+        Longest wait for records once resumed. Keep it short (5-10 ms): while resumed, a
+        caught-up consumer spins; records already there are returned at once.
     idle_s : float
         Rest (partitions paused) after a poll that did not fill up: the most a new record
         waits before it is read.

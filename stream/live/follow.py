@@ -82,7 +82,7 @@ class LiveFollower:
             last_evict = time.monotonic()
             while True:
                 # paused between polls: a caught-up consumer spins on the embedded broker
-                batches = await poll_paced(consumer, wait_s=0.05, idle_s=self.poll_s,
+                batches = await poll_paced(consumer, wait_s=0.01, idle_s=self.poll_s,
                                            max_records=2000)
                 for tp, records in batches.items():
                     kind = kinds[tp.topic]
