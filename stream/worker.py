@@ -386,7 +386,10 @@ class Worker:
             log.info("subject %s: session %s starts while %s is open; finishing that one",
                      sub.subject_id, ev.session_id, sub.proc.session.session_id)
             self._finish_night(sub, None, fx)
-        sub.proc = SubjectProcessor(Session.from_event(ev), grace_s=self.settings.grace_s)
+        session = Session.from_event(ev)
+        # the causal window is as long as the shipped causal model of the family reads
+        sub.proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
+                                    context_epochs=self.stager(session.family).context_epochs)
         sub.end = None
         sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True

@@ -30,6 +30,22 @@ beats passes a fraction ``sinc(f * mean RR)^4`` of the power at ``f`` (at 60 bpm
 0.1 Hz, 0.66 at 0.25 Hz), so HF reads lower than with the cubic splines of e.g. Kubios; the
 values are the same in training and serving, not comparable in absolute terms with other tools.
 
+**Slow heart rate** (``hrv_slow``): each closed epoch keeps the count, sum and sum of squares
+of its valid beats' heart rate ``60 / NN``. ``rr_hrstd_w`` is the standard deviation (ddof 0)
+of beat heart rate over the epochs ending in the last ``w`` (5, 10, 30, 60 min);
+``rr_ephrstd_w`` the standard deviation of the epochs' mean heart rate over the epochs with
+beats in the last ``w`` (2.5, 5, 10 min), and ``rr_ephrdiff_w`` the mean absolute change of
+mean heart rate between adjacent epochs with beats, the later one in the window; all over the
+night scale. Wakefulness and REM move the heart rate over minutes, stable NREM does not; on
+SLPDB these carry more of wake/NREM/REM than the short-window HRV.
+
+**Breathing** (``hrv_resp``), from the same 300-s spectrum: ``rr_vlf_300s`` =
+``log1p(VLF)`` (0.01-0.04 Hz: apnea cycles), ``rr_hfnu_300s`` =
+``ln((HF + 1) / (VLF + LF + HF + 1))``, ``rr_hfpeak_300s`` the frequency of the largest HF
+bin (the breathing rate, through respiratory sinus arrhythmia; bins 1/300 Hz apart) and
+``rr_hfent_300s`` the entropy of the HF bins' power over its maximum (0 to 1: regular
+breathing concentrates HF power in one peak). All 0 when the spectrum is not computed.
+
 Statistics that need more beats than there are (SDNN: 2 NN intervals, RMSSD/pNN50: one
 usable difference) are 0, as are all features of an empty window. Every output is finite.
 """
@@ -42,6 +58,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from models.features import _kernels as k
+from models.features import _slow_kernels as ks
 from models.features import registry as reg
 from models.features.heart_rate import NightHistogram
 
@@ -113,7 +130,7 @@ def _flags_from_str(text: str) -> tuple[I8, I8]:
 
 
 class RRChannel:
-    """State and per-epoch features of the ``hrv_time`` and ``hrv_freq`` groups."""
+    """State and per-epoch features of the RR groups (``hrv_time`` to ``hrv_resp``)."""
 
     def __init__(self) -> None:
         self.windows = np.array(reg.RR_WINDOWS_S)
@@ -126,6 +143,15 @@ class RRChannel:
         # one-sided periodogram 2|X|^2 / (fs sum(w^2)), times the bin width fs / n
         self.band_scale = 2.0 / (self.n_grid * float(np.sum(self.taper**2)))
         self.spec_row = list(reg.RR_WINDOWS_S).index(reg.SPEC_WINDOW_S)
+        self.resp_bands = np.searchsorted(
+            freqs, [*reg.VLF_BAND_HZ, *reg.LF_BAND_HZ, *reg.HF_BAND_HZ]).astype(np.int64)
+        self.df = reg.SPEC_FS_HZ / self.n_grid
+        self.slow_windows = np.array(reg.RR_SLOW_WINDOWS_S)
+        self.epoch_windows = np.array(reg.RR_EPOCH_WINDOWS_S)
+        self.keep_epochs_s = max(max(reg.RR_SLOW_WINDOWS_S), max(reg.RR_EPOCH_WINDOWS_S))
+        # per closed epoch: its end (s) and the EP_* sums of its valid beats' HR
+        self.ep_end = np.empty(0)
+        self.ep = np.zeros((0, 3))
         self.t = np.empty(0)
         self.rr = np.empty(0)
         self.valid = np.empty(0, dtype=np.int8)
@@ -135,17 +161,20 @@ class RRChannel:
         self.med_buf = np.zeros(reg.RR_MEDIAN_BEATS)
         self.night = NightHistogram()
 
-    def _consume(self, t_s: F64, rr_s: F64, codes: U8) -> None:
+    def _consume(self, t_s: F64, rr_s: F64, codes: U8) -> F64:
+        """Classify and keep new beats; return the HR (bpm) of the valid ones."""
         lo, hi = reg.RR_VALID_S
         valid, succ = k.rr_classify(
             t_s, rr_s, codes, self.fstate, self.istate, self.med_buf,
             lo, hi, reg.RR_MAX_REL_DEV, reg.RR_CONTIGUOUS_TOL_S,
         )
-        self.night.add(60.0 / rr_s[valid == 1])
+        hr = 60.0 / rr_s[valid == 1]
+        self.night.add(hr)
         self.t = np.concatenate([self.t, t_s])
         self.rr = np.concatenate([self.rr, rr_s])
         self.valid = np.concatenate([self.valid, valid])
         self.succ = np.concatenate([self.succ, succ])
+        return hr
 
     def _spectrum(self, end_s: float, coverage: float) -> NDArray[np.complex128]:
         if coverage < reg.SPEC_MIN_COVERAGE:
@@ -169,10 +198,14 @@ class RRChannel:
 
         Returns
         -------
-        ndarray of float64, shape (n_hrv_time + n_hrv_freq,)
+        ndarray of float64, shape (n_hrv_time + n_hrv_freq + n_hrv_slow + n_hrv_resp,)
         """
+        sums = np.zeros((1, 3))
         if t_s.size:
-            self._consume(t_s, rr_s, codes)
+            hr = self._consume(t_s, rr_s, codes)
+            sums[0] = hr.size, np.sum(hr), np.sum(hr * hr)
+        self.ep_end = np.append(self.ep_end, end_s)
+        self.ep = np.concatenate([self.ep, sums])
         ht = k.hrv_time(
             self.t, self.rr, self.valid, self.succ, end_s, self.windows, reg.PNN_THRESHOLD_S
         )
@@ -180,18 +213,26 @@ class RRChannel:
         coverage = ht[self.spec_row, k.HT_SUM_VALID] / reg.SPEC_WINDOW_S
         spec = self._spectrum(end_s, coverage)
         out = k.hrv_assemble(ht, self.windows, centre, scale, spec, self.bands, self.band_scale)
+        slow = ks.hrv_slow(self.ep_end, self.ep, end_s, self.slow_windows, self.epoch_windows,
+                           scale)
+        resp = ks.hrv_resp(spec, self.resp_bands, self.band_scale, self.df)
         self._trim(end_s)
-        return out
+        return np.concatenate([out, slow, resp])
 
     def _trim(self, end_s: float) -> None:
         keep = int(np.searchsorted(self.t, end_s - self.keep_s))
         self.t, self.rr = self.t[keep:], self.rr[keep:]
         self.valid, self.succ = self.valid[keep:], self.succ[keep:]
+        # one epoch more than the longest window: the change into its oldest epoch
+        first = int(np.searchsorted(self.ep_end, end_s - self.keep_epochs_s, side="right"))
+        first = max(first - 1, 0)
+        self.ep_end, self.ep = self.ep_end[first:], self.ep[first:]
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state: beats of the longest window, classifier and night histogram."""
+        """JSON-able state: recent beats, classifier, night histogram, last hour's HR sums."""
         return {
             "t": self.t.tolist(), "rr": self.rr.tolist(),
+            "ep_end": self.ep_end.tolist(), "ep": self.ep.ravel().tolist(),
             "flags": _flags_to_str(self.valid, self.succ),
             "f": self.fstate.tolist(), "i": self.istate.tolist(), "median": self.med_buf.tolist(),
             "night": self.night.to_state(),
@@ -204,6 +245,12 @@ class RRChannel:
         new.t = np.asarray(state["t"], dtype=np.float64)
         new.rr = np.asarray(state["rr"], dtype=np.float64)
         new.valid, new.succ = _flags_from_str(state["flags"])
+        new.ep_end = np.asarray(state["ep_end"], dtype=np.float64)
+        new.ep = np.asarray(state["ep"], dtype=np.float64).reshape(-1, 3)
+        if new.ep.shape[0] != new.ep_end.shape[0]:
+            msg = (f"rr state has {new.ep_end.shape[0]} epoch ends but {new.ep.shape[0]} "
+                   "rows of epoch sums; the state is corrupt")
+            raise ValueError(msg)
         new.fstate = np.asarray(state["f"], dtype=np.float64)
         new.istate = np.asarray(state["i"], dtype=np.int64)
         new.med_buf = np.asarray(state["median"], dtype=np.float64)

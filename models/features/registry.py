@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Changes whenever any feature definition, parameter or order changes.
-FEATURE_VERSION: Final[str] = "2"
+FEATURE_VERSION: Final[str] = "3"
 
 Family = Literal["wearable", "cardio"]
 FAMILIES: Final[tuple[Family, ...]] = ("wearable", "cardio")
@@ -76,6 +76,12 @@ SPEC_FS_HZ: Final[float] = 4.0
 LF_BAND_HZ: Final[tuple[float, float]] = (0.04, 0.15)
 HF_BAND_HZ: Final[tuple[float, float]] = (0.15, 0.40)
 SPEC_MIN_COVERAGE: Final[float] = 0.5
+# slow heart-rate variability: spread of beat HR over long windows and of 30-s mean HR across
+# epochs (wake and REM move the heart rate over minutes; stable NREM does not)
+RR_SLOW_WINDOWS_S: Final[tuple[float, ...]] = (300.0, 600.0, 1800.0, 3600.0)
+RR_EPOCH_WINDOWS_S: Final[tuple[float, ...]] = (150.0, 300.0, 600.0)
+# breathing, read from the 300-s tachogram spectrum (respiratory sinus arrhythmia)
+VLF_BAND_HZ: Final[tuple[float, float]] = (0.01, 0.04)
 
 
 def _label(window_s: float) -> str:
@@ -96,6 +102,13 @@ def _activity_names() -> tuple[str, ...]:
     return (*names, "act_log_min_since_move")
 
 
+def _rr_slow_names() -> tuple[str, ...]:
+    names = [f"rr_hrstd_{w}" for w in map(_label, RR_SLOW_WINDOWS_S)]
+    names += [f"rr_ephrstd_{w}" for w in map(_label, RR_EPOCH_WINDOWS_S)]
+    names += [f"rr_ephrdiff_{w}" for w in map(_label, RR_EPOCH_WINDOWS_S)]
+    return tuple(names)
+
+
 def _rr_time_names() -> tuple[str, ...]:
     names: list[str] = []
     for w in map(_label, RR_WINDOWS_S):
@@ -111,13 +124,15 @@ FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "activity": _activity_names(),
     "hrv_time": _rr_time_names(),
     "hrv_freq": (f"rr_lf_{_SPEC}", f"rr_hf_{_SPEC}", f"rr_lfhf_{_SPEC}"),
+    "hrv_slow": _rr_slow_names(),
+    "hrv_resp": (f"rr_vlf_{_SPEC}", f"rr_hfnu_{_SPEC}", f"rr_hfpeak_{_SPEC}", f"rr_hfent_{_SPEC}"),
     "clock": ("clock_hours", "clock_tod_sin", "clock_tod_cos", "clock_known"),
 }
 
 #: The groups of each family, in column order.
 FAMILY_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "wearable": ("heart_rate", "activity", "clock"),
-    "cardio": ("hrv_time", "hrv_freq", "clock"),
+    "cardio": ("hrv_time", "hrv_freq", "hrv_slow", "hrv_resp", "clock"),
 }
 
 #: The ordered column names each family's models receive.
@@ -151,6 +166,16 @@ def _describe() -> dict[str, str]:
     d[f"rr_lf_{_SPEC}"] = "log1p(LF power 0.04-0.15 Hz, ms^2) of the 4-Hz NN tachogram, 300 s"
     d[f"rr_hf_{_SPEC}"] = "log1p(HF power 0.15-0.40 Hz, ms^2) of the 4-Hz NN tachogram, 300 s"
     d[f"rr_lfhf_{_SPEC}"] = "ln((LF + 1 ms^2) / (HF + 1 ms^2))"
+    for w in map(_label, RR_SLOW_WINDOWS_S):
+        d[f"rr_hrstd_{w}"] = f"std of beat HR (60 / NN) in {w} / night scale"
+    for w in map(_label, RR_EPOCH_WINDOWS_S):
+        d[f"rr_ephrstd_{w}"] = f"std of the epochs' mean HR over the epochs in {w} / night scale"
+        d[f"rr_ephrdiff_{w}"] = (
+            f"mean |change| of mean HR between adjacent epochs ending in {w} / night scale")
+    d[f"rr_vlf_{_SPEC}"] = "log1p(VLF power 0.01-0.04 Hz, ms^2) of the 300-s tachogram"
+    d[f"rr_hfnu_{_SPEC}"] = "ln((HF + 1 ms^2) / (VLF + LF + HF + 1 ms^2))"
+    d[f"rr_hfpeak_{_SPEC}"] = "frequency (Hz) of the largest HF bin: the breathing rate"
+    d[f"rr_hfent_{_SPEC}"] = "entropy of the HF spectrum / ln(number of HF bins), 0..1"
     d["clock_hours"] = "hours from the session start to the epoch start"
     d["clock_tod_sin"] = "sin(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"
     d["clock_tod_cos"] = "cos(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"

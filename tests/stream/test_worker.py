@@ -359,3 +359,22 @@ def test_many_subjects_closing_together_share_one_model_call(
     h.feed([h.msg("samples", _chunk(s, seq=0, t=0.0, values=(60.0,) * 70)) for s in subjects])
     assert calls == [50]  # epoch 0 of 50 subjects: one call
     assert len(h.events) == 50
+
+
+def test_cardio_session_is_staged_with_the_cardio_models_causal_window() -> None:
+    # the worker hands each closed epoch the window length of the family's shipped causal
+    # model (its card), 25 epochs for both families today
+    h = Harness({"cardio": Stager("cardio")})
+    start = SessionEvent(event="start", subject_id="c1", session_id="n1", family="cardio",
+                         modalities=("rr",), t_utc=T0)
+    h.feed([h.msg("sessions", start)])
+    beats = tuple([0.9, 1.0, 1.1, 1.0] * 20)
+    chunks = [SampleChunk(subject_id="c1", session_id="n1", source_id="ecg", seq=k,
+                          modality="rr", unit="s", t0_utc=T0 + timedelta(seconds=80.0 * k),
+                          offsets_s=tuple(float(x) for x in np.cumsum(beats)), values=beats)
+              for k in range(4)]
+    h.feed([h.msg("samples", c) for c in chunks])
+    assert not h.dead
+    assert h.worker.stager("cardio").context_epochs == 25
+    assert [e.epoch_index for e in h.events] == list(range(len(h.events)))
+    assert len(h.events) >= 8

@@ -102,7 +102,7 @@ def test_state_round_trip_mid_night_continues_identically():
     assert np.array_equal(a, b)
     assert np.array_equal(np.vstack([first, a]), compute_features("wearable", synth.START, N_EP,
                                                                   **data))
-    assert json.loads(text)["feature_version"] == "2"
+    assert json.loads(text)["feature_version"] == "3"
 
 
 def test_state_is_compact():
@@ -112,7 +112,10 @@ def test_state_is_compact():
     ex.add_samples("rr", t, rr, beat_types=bt)
     for _ in range(100):
         ex.close_epoch()
-    assert len(json.dumps(ex.to_state())) < 16_000  # ~5 min of beats; never the night
+    for _ in range(200):
+        ex.close_epoch()
+    # ~5 min of beats and one hour of per-epoch heart-rate sums; never the night
+    assert len(json.dumps(ex.to_state())) < 22_000
     ex = FeatureExtractor("wearable", synth.START)
     ex.add_samples("heart_rate", *synth.heart_rate(rng, 3000.0))
     ex.add_samples("acceleration", *synth.acceleration(rng, 3015.0))
@@ -210,7 +213,13 @@ def test_constructor_and_state_checks():
     state["feature_version"] = "0"
     with pytest.raises(ValueError, match="feature_version"):
         FeatureExtractor.from_state(state)
-    assert FeatureExtractor("cardio", synth.START, epoch_s=20.0).close_epoch().size == 22
+    assert FeatureExtractor("cardio", synth.START, epoch_s=20.0).close_epoch().size == 36
+    ex = FeatureExtractor("cardio", synth.START)
+    ex.close_epoch()
+    state = json.loads(json.dumps(ex.to_state()))
+    state["rr"]["ep"] = state["rr"]["ep"][:-3]  # one epoch's heart-rate sums lost
+    with pytest.raises(ValueError, match="epoch sums"):
+        FeatureExtractor.from_state(state)
 
 
 def test_out_of_order_chunks_inside_the_open_epoch_are_merged():

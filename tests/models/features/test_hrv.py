@@ -95,3 +95,46 @@ def test_beat_codes():
         beat_codes([-1], 1)
     with pytest.raises(TypeError, match="str symbols or int codes"):
         beat_codes([1.5], 1)
+
+
+@pytest.mark.parametrize("freq", [0.2, 0.25, 0.3])
+def test_breathing_rate_is_the_hf_peak(freq):
+    t, rr = _modulated(freq)
+    rows = compute_features("cardio", synth.START, 30, rr=(t, rr, None))[15:]
+    # bins are 1/300 Hz apart; RSA at a steady rate is one narrow line
+    np.testing.assert_allclose(_col(rows, "rr_hfpeak_300s"), freq, atol=1 / 300)
+    assert np.all(_col(rows, "rr_hfent_300s") < 0.3)
+    assert np.all(_col(rows, "rr_hfnu_300s") > -0.1)
+
+
+def test_irregular_breathing_spreads_hf_and_apnea_cycles_show_in_vlf():
+    rng = np.random.default_rng(3)
+    rr = 1.0 + 0.03 * rng.standard_normal(900)
+    rows = compute_features("cardio", synth.START, 30, rr=(np.cumsum(rr), rr, None))[15:]
+    assert np.all(_col(rows, "rr_hfent_300s") > 0.8)
+    t, rr = _modulated(0.025)  # a 40-s apnea-arousal cycle
+    rows = compute_features("cardio", synth.START, 30, rr=(t, rr, None))[15:]
+    assert np.all(_col(rows, "rr_vlf_300s") > math.log1p(500.0))
+    assert np.all(_col(rows, "rr_hfnu_300s") < -5.0)
+
+
+def test_slow_heart_rate_features_follow_epoch_means():
+    # 30-s epochs alternating between 60 and 66.7 bpm (1 s and 0.9 s beats), then steady
+    t, rr = [], []
+    clock = 0.0
+    for epoch in range(60):
+        step = 1.0 if epoch % 2 == 0 or epoch >= 40 else 0.9
+        while clock + step < 30.0 * (epoch + 1):
+            clock += step
+            t.append(clock)
+            rr.append(step)
+    t, rr = np.array(t), np.array(rr)
+    rows = compute_features("cardio", synth.START, 60, rr=(t, rr, None))
+    std, diff = _col(rows, "rr_ephrstd_300s"), _col(rows, "rr_ephrdiff_300s")
+    # alternating means: every change is twice the spread (scale cancels)
+    np.testing.assert_allclose(diff[12:40], 2 * std[12:40], rtol=0.02)
+    assert np.all(std[12:40] > 0.3)
+    np.testing.assert_array_equal(std[51:], 0.0)  # ten steady epochs: no spread
+    np.testing.assert_array_equal(diff[51:], 0.0)
+    long = _col(rows, "rr_hrstd_3600s")
+    assert long[59] > 0.0 and _col(rows, "rr_hrstd_300s")[59] == 0.0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.features import _kernels as k
+from models.features import _slow_kernels as ks
 from models.features import counts as cnt
 from models.features import registry as reg
 
@@ -224,16 +225,62 @@ def test_count_kernels_agree(seed):
     assert results[0][0].size > 0
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hrv_slow_and_resp_agree(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(0, 150))
+    ep_end = 30.0 * (np.arange(m) + 1.0)
+    n = rng.integers(0, 40, m).astype(np.float64) * (rng.random(m) > 0.2)
+    hr = rng.normal(65, 8, m)
+    ep = np.column_stack([n, n * hr, n * (hr * hr + rng.uniform(0, 20, m))])
+    end = float(ep_end[-1]) if m else 30.0
+    hw, ew = np.array([300.0, 600.0, 1800.0, 3600.0]), np.array([150.0, 300.0, 600.0])
+    np.testing.assert_allclose(ks.hrv_slow(ep_end, ep, end, hw, ew, 4.0),
+                               ks.hrv_slow_py(ep_end, ep, end, hw, ew, 4.0), rtol=1e-12)
+    spec = rng.normal(size=601) + 1j * rng.normal(size=601)
+    bands = np.array([3, 12, 12, 45, 45, 120])
+    for sp in (spec, spec[:0], spec * 0.0):
+        np.testing.assert_allclose(ks.hrv_resp(sp, bands, 1e-3, 1 / 300),
+                                   ks.hrv_resp_py(sp, bands, 1e-3, 1 / 300), rtol=1e-12)
+
+
+def test_hrv_slow_hand_computed():
+    # four epochs: 60 bpm, no beat, 70 bpm, 80 bpm (10 beats each, no spread inside)
+    ep_end = np.array([30.0, 60.0, 90.0, 120.0])
+    hr = np.array([60.0, 0.0, 70.0, 80.0])
+    n = np.array([10.0, 0.0, 10.0, 10.0])
+    ep = np.column_stack([n, n * hr, n * hr * hr])
+    out = ks.hrv_slow(ep_end, ep, 120.0, np.array([60.0, 120.0]), np.array([90.0, 120.0]), 2.0)
+    spread3 = np.std([60.0, 70.0, 80.0])
+    # std of beats: last 60 s holds 70 and 80; the whole holds all three levels
+    np.testing.assert_allclose(out[:2], [5.0 / 2.0, spread3 / 2.0])
+    # epoch means: 90 s window holds 70, 80 (the empty epoch is skipped)
+    np.testing.assert_allclose(out[2:4], [5.0 / 2.0, spread3 / 2.0])
+    # changes: only 70 -> 80 joins adjacent epochs with beats (60 -> gap -> 70 does not)
+    np.testing.assert_allclose(out[4:], [10.0 / 2.0, 10.0 / 2.0])
+
+
+def test_hrv_resp_hand_computed():
+    bands = np.array([1, 2, 2, 4, 4, 8])
+    spec = np.zeros(10, dtype=np.complex128)
+    spec[1] = 3.0  # VLF power 9
+    spec[6] = 4.0j  # one HF line of power 16
+    out = ks.hrv_resp(spec, bands, 1.0, 0.05)
+    np.testing.assert_allclose(out, [np.log1p(9.0), np.log(17.0 / 26.0), 0.3, 0.0])
+    spec[4:8] = 1.0  # flat HF: entropy at its maximum
+    np.testing.assert_allclose(ks.hrv_resp(spec, bands, 1.0, 0.05)[2:], [0.2, 1.0])
+
+
 TESTED = {
     "window_stats", "hist_add", "hist_centre_scale", "hr_assemble", "act_assemble",
     "hrv_assemble", "rr_classify", "hrv_time", "rr_tachogram", "sosfilt", "accel_counts",
-    "accel_close",
+    "accel_close", "hrv_slow", "hrv_resp",
 }
 
 
 def test_every_kernel_has_a_compiled_twin_and_an_agreement_test():
     found = set()
-    for module in (k, cnt):
+    for module in (k, ks, cnt):
         for name in dir(module):
             if name.endswith("_py") and callable(getattr(module, name)):
                 twin = getattr(module, name[:-3])
