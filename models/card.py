@@ -150,6 +150,8 @@ class ModelCard(BaseModel):
     attribution: str = ""
     datasets: tuple[DatasetRef, ...] = ()
     cv_metrics: dict[str, float] = Field(default_factory=dict)
+    ensemble_members: int = Field(
+        default=1, ge=1, description="nets whose probabilities the graph averages")
     git_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}(-dirty)?$")
     created_utc: AwareDatetime
     onnx_opset: int = Field(ge=17)

@@ -298,6 +298,7 @@ def export_onnx(
             "attribution": attribution,
             "datasets": tuple(datasets),
             "cv_metrics": dict(cv_metrics or {}),
+            "ensemble_members": int(getattr(net, "n_members", 1)),
             "git_commit": commit if commit is not None else git_commit(),
             "created_utc": created_utc or datetime.now(UTC),
             "onnx_opset": opset,

@@ -49,6 +49,16 @@ class TrainConfig(BaseModel):
     n_val_subjects: int = Field(3, ge=1, description="validation subjects per fold")
     grad_clip: float | None = Field(1.0, gt=0, description="gradient norm clip; null = none")
     seed: int = Field(0, ge=0, description="seed of weights, crops and validation subjects")
+    weight_average: float | None = Field(
+        None, gt=0, lt=1,
+        description="decay of an exponential moving average of the weights, used for "
+                    "validation and kept as the result; null = the raw weights",
+    )
+    ensemble: int = Field(
+        1, ge=1, le=16,
+        description="nets trained per fit with seeds seed, seed+1, ...; their probabilities "
+                    "are averaged (one validation draw, from `seed`)",
+    )
 
 
 def config_path(dataset: str, variant: str, folder: str | Path | None = None) -> Path:

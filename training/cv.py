@@ -121,13 +121,18 @@ class FoldResult:
 
 
 class FitResult(NamedTuple):
-    """A trained net and its early-stopping record."""
+    """A trained net (or ensemble) and its early-stopping record.
+
+    For an ensemble, ``best_step``, ``best_value`` and ``steps`` are the members' means
+    (rounded steps), ``history`` is the first member's and ``member_best_steps`` lists each.
+    """
 
     net: Any
     best_step: int
     best_value: float
     steps: int
     history: list[tuple[int, float]]
+    member_best_steps: tuple[int, ...] = ()
 
 
 def build_net(name: str, n_features: int, cfg: TrainConfig) -> Any:
@@ -151,7 +156,7 @@ def fit_net(
     from lightning.pytorch.callbacks import EarlyStopping
 
     from training.datamodules import NightDataModule, class_weights
-    from training.lit_module import BestState, StagerModule, feature_stats
+    from training.lit_module import BestState, StagerModule, WeightAverage, feature_stats
 
     if opts.accelerator == "cpu" and opts.threads > 0:
         torch.set_num_threads(opts.threads)
@@ -168,7 +173,9 @@ def fit_net(
         accelerator=opts.accelerator, devices=opts.devices, strategy=opts.strategy,
         max_steps=cfg.max_steps,
         val_check_interval=cfg.val_every_steps, check_val_every_n_epoch=None,
-        callbacks=[best, EarlyStopping(cfg.monitor, patience=cfg.patience, mode=mode)],
+        # BestState before WeightAverage: it copies the averaged weights at validation end
+        callbacks=[best, EarlyStopping(cfg.monitor, patience=cfg.patience, mode=mode),
+                   *([WeightAverage(cfg.weight_average)] if cfg.weight_average else [])],
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, deterministic=opts.deterministic,
         gradient_clip_val=cfg.grad_clip,
@@ -183,6 +190,32 @@ def fit_net(
     net = module.net.cpu().eval()
     return FitResult(net, best.best_step, best.sign * best.best, trainer.global_step,
                      best.history)
+
+
+def fit_model(
+    name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
+    opts: TrainerOptions = TrainerOptions(),
+) -> FitResult:
+    """:func:`fit_net`, or ``cfg.ensemble`` of them (seeds ``seed + i``) averaged.
+
+    Every member sees the same training and validation nights; only the weights and the
+    training crops differ.
+    """
+    if cfg.ensemble == 1:
+        fit = fit_net(name, train, val, cfg, opts)
+        return fit._replace(member_best_steps=(fit.best_step,))
+    from models.nets.ensemble import StagerEnsemble
+
+    fits = [fit_net(name, train, val, cfg.model_copy(update={"seed": cfg.seed + i}), opts)
+            for i in range(cfg.ensemble)]
+    return FitResult(
+        StagerEnsemble([f.net for f in fits]).eval(),
+        int(round(float(np.mean([f.best_step for f in fits])))),
+        float(np.mean([f.best_value for f in fits])),
+        int(round(float(np.mean([f.steps for f in fits])))),
+        fits[0].history,
+        tuple(f.best_step for f in fits),
+    )
 
 
 def predict_nights(net: Any, nights: Sequence[Night]) -> dict[str, NDArray[np.float32]]:
@@ -205,7 +238,7 @@ def run_fold(
 ) -> FoldResult:
     """Train on ``fold.train``, stop early on ``fold.val``, predict ``fold.test``."""
     t0 = time.perf_counter()
-    fit = fit_net(name, nights.select(fold.train), nights.select(fold.val), cfg, opts)
+    fit = fit_model(name, nights.select(fold.train), nights.select(fold.val), cfg, opts)
     probs = predict_nights(fit.net, nights.select(fold.test))
     return FoldResult(fold, probs, fit.best_step, fit.best_value, fit.steps,
                       time.perf_counter() - t0, fit.history)

@@ -20,7 +20,7 @@ import numpy as np
 
 from models.card import DatasetRef
 from training.config import TrainConfig, config_path, load_config
-from training.cv import TrainerOptions, fit_net, make_folds
+from training.cv import TrainerOptions, fit_model, make_folds
 
 __all__ = ["DATASETS", "cv_metrics", "ship_models"]
 
@@ -112,12 +112,18 @@ def ship_models(
         fold = make_folds(nights.subjects, "loso", n_val_subjects=cfg.n_val_subjects,
                           seed=cfg.seed)[0]
         train = nights.select(fold.train + fold.test)
-        fit = fit_net(f"{nights.family}-{variant}", train, nights.select(fold.val), cfg, opts)
+        fit = fit_model(f"{nights.family}-{variant}", train, nights.select(fold.val), cfg, opts)
+        if cfg.ensemble == 1:
+            fitted = (f"(best at step {fit.best_step} of {fit.steps}, {cfg.monitor} "
+                      f"{fit.best_value:.3f}). ")
+        else:
+            fitted = (f"; the average of {cfg.ensemble} nets (seeds {cfg.seed}-"
+                      f"{cfg.seed + cfg.ensemble - 1}, best at steps "
+                      f"{list(fit.member_best_steps)}, mean {cfg.monitor} {fit.best_value:.3f}). ")
         described = (
             f"{attribution} {len(nights.subjects)} subjects ({len(nights)} nights): "
             f"{len(fold.train) + 1} trained, {len(fold.val)} held out for early stopping "
-            f"(best at step {fit.best_step} of {fit.steps}, {cfg.monitor} "
-            f"{fit.best_value:.3f}). "
+            + fitted
             + ("CV metrics: leave-one-subject-out, pooled over subjects." if metrics else
                "No CV metrics: the cross-validation of this configuration did not finish.")
         )

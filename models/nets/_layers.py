@@ -158,6 +158,20 @@ class FeatureEmbedding(nn.Module):
         self.feature_mean.copy_(mean_t)
         self.feature_std.copy_(torch.where(std_t < min_std, torch.ones_like(std_t), std_t))
 
+    def folded(self) -> tuple[Tensor, Tensor]:
+        """Weight ``(n_filters, n_features + 1)`` and bias acting on ``[x * v, v]``.
+
+        The training-set standardisation folded into the first linear map (without
+        ``instance_norm`` only; the per-night statistics cannot be folded).
+        """
+        if self.instance_norm:
+            msg = "an instance-normalised embedding has no folded linear form"
+            raise TypeError(msg)
+        n = self.n_features
+        scale = self.weight[:, :n] / self.feature_std
+        bias = self.bias - scale @ self.feature_mean
+        return torch.cat([scale, self.weight[:, -1:]], dim=1), bias
+
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         """Embed epochs.
 
@@ -175,12 +189,10 @@ class FeatureEmbedding(nn.Module):
         """
         n = self.n_features
         w_feat, w_valid = self.weight[:, :n], self.weight[:, -1:]
-        scale = w_feat / self.feature_std
-        bias = self.bias - scale @ self.feature_mean
         v = valid.unsqueeze(-1)
         if not self.instance_norm:
             z = torch.cat([x * v, v], dim=-1)
-            return _linear(z, torch.cat([scale, w_valid], dim=1), bias, relu=True)
+            return _linear(z, *self.folded(), relu=True)
         # Whole-sequence statistics (offline nets only): each feature, standardised with
         # the training-set statistics, is also expressed relative to its own night's mean
         # and spread over the valid epochs, which removes between-subject offsets.

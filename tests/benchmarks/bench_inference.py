@@ -1,8 +1,9 @@
 """Latency of the exported stagers in ONNX Runtime, against the stream's targets.
 
-Builds the causal nets (and the wearable offline net) with the feature registry's
-number of features per family (or ``--n-features``), exports them to a temporary folder
-with :func:`models.export.export_onnx`, and times single ONNX Runtime calls:
+Times the shipped models (``models/weights``, ensembles included, as the stream runs them);
+with ``--fresh`` it instead builds single randomly initialised nets with the feature
+registry's number of features per family (or ``--n-features``) and exports them to a
+temporary folder with :func:`models.export.export_onnx`. Single ONNX Runtime calls:
 
 * causal, batch 1 (one epoch of one subject): target <= 100 µs;
 * causal, batch 1,000 (one epoch of 1,000 subjects in one call): target <= 20 ms;
@@ -13,7 +14,7 @@ Prints median and p99 of the bare ``InferenceSession.run`` and of
 epoch (batched vs unbatched), and whether each target is met by ``predict``'s median.
 The exit code is 0 either way: this reports, it does not gate.
 
-Run: ``python tests/benchmarks/bench_inference.py [--n-features N] [--threads 1]``.
+Run: ``python tests/benchmarks/bench_inference.py [--fresh [--n-features N]] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def _export(name: str, args: argparse.Namespace, folder: Path) -> tuple[OnnxStag
     return OnnxStager(exported.onnx_path, intra_op_num_threads=args.threads), n_params
 
 
+def _shipped(name: str, args: argparse.Namespace) -> tuple[OnnxStager, int]:
+    import onnx
+
+    from models.runtime import default_weights_dir
+
+    path = Path(args.weights or default_weights_dir()) / f"{name}.onnx"
+    n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(path)).graph.initializer)
+    return OnnxStager(path, intra_op_num_threads=args.threads), n_params
+
+
 def _row(
     name: str, stager: OnnxStager, batch: int, n_epochs: int, target: float | None, calls: int
 ) -> list[str]:
@@ -132,6 +143,9 @@ def main() -> None:
         help="features per epoch; default: the registry's count for each family (else 40)",
     )
     parser.add_argument("--n-filters", type=int, default=None, help="override the nets' width")
+    parser.add_argument("--fresh", action="store_true",
+                        help="time freshly exported single nets instead of the shipped models")
+    parser.add_argument("--weights", default=None, help="folder of the shipped models")
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads")
     parser.add_argument("--calls", type=int, default=3000, help="timed calls at batch 1")
     args = parser.parse_args()
@@ -157,11 +171,17 @@ def main() -> None:
         stagers: dict[str, OnnxStager] = {}
         for name, batch, n_epochs, target in CASES:
             if name not in stagers:
-                console.print(f"exporting {name} ...")
-                stagers[name], params[name] = _export(name, args, Path(tmp))
+                if args.fresh:
+                    console.print(f"exporting {name} ...")
+                    stagers[name], params[name] = _export(name, args, Path(tmp))
+                else:
+                    stagers[name], params[name] = _shipped(name, args)
             stager = stagers[name]
             epochs = n_epochs or stager.card.context_epochs or 1
-            table.add_row(*_row(name, stager, batch, epochs, target, args.calls))
+            label = name
+            if stager.card.ensemble_members > 1:
+                label += f" ({stager.card.ensemble_members} nets)"
+            table.add_row(*_row(label, stager, batch, epochs, target, args.calls))
     console.print(table)
     console.print("parameters: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
     console.print(

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from stream.cli import app
@@ -84,3 +86,26 @@ def test_loso_cli_end_to_end(tmp_path, monkeypatch):
     assert (out / "predictions-causal.npz").is_file()
     assert (out / "figures" / "confusion-offline-4class.png").is_file()
     assert "pooled κ" in result.output
+
+
+def test_an_ensemble_config_trains_members_from_successive_seeds():
+    from models.nets.ensemble import StagerEnsemble
+    from training.config import TrainConfig
+    from training.cv import fit_model, predict_nights
+
+    nights = synth_set(4)
+    cfg = TrainConfig(net={"n_filters": 8, "dropout": 0.0}, max_steps=4, val_every_steps=2,
+                      batch_size=2, crop_epochs=40, n_val_subjects=1, seed=3, ensemble=2)
+    fit = fit_model("wearable-causal", nights.nights[:3], nights.nights[3:], cfg)
+    assert isinstance(fit.net, StagerEnsemble) and fit.net.n_members == 2
+    assert len(fit.member_best_steps) == 2
+    a, b = fit.net.members
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    single = fit_model("wearable-causal", nights.nights[:3], nights.nights[3:],
+                       cfg.model_copy(update={"ensemble": 1}))
+    # the first member is the single net of the same seed
+    assert all(torch.equal(p, q)
+               for p, q in zip(a.parameters(), single.net.parameters(), strict=True))
+    probs = predict_nights(fit.net, nights.nights[3:])
+    p = next(iter(probs.values()))
+    assert p.shape == (len(nights.nights[3]), 4) and np.allclose(p.sum(1), 1.0, atol=1e-5)

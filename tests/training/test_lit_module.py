@@ -63,3 +63,28 @@ def test_module_trains_and_loss_decreases(name):
 def test_module_rejects_a_non_stager():
     with pytest.raises(TypeError, match="stager"):
         StagerModule(torch.nn.Linear(2, 2))  # type: ignore[arg-type]
+
+
+def test_weight_average_is_the_ema_and_is_swapped_in_only_for_validation():
+    from types import SimpleNamespace
+
+    from training.lit_module import WeightAverage
+
+    torch.manual_seed(0)
+    module = StagerModule(NETS["wearable-causal"](N_FEATURES, n_filters=4))
+    trainer = SimpleNamespace(sanity_checking=False)
+    cb = WeightAverage(0.5)
+    name = "net.head.out.bias"
+    values = [1.0, 3.0, 7.0]
+    for v in values:  # "optimizer steps": set the weight, then the callback sees it
+        with torch.no_grad():
+            module.get_parameter(name).fill_(v)
+        cb.on_train_batch_end(trainer, module, None, None, 0)
+    expected = 0.5 * (0.5 * 1.0 + 0.5 * 3.0) + 0.5 * 7.0  # first step initialises
+    assert torch.allclose(cb.avg[name], torch.full_like(cb.avg[name], expected))
+    cb.on_validation_start(trainer, module)
+    assert torch.allclose(module.get_parameter(name), torch.full_like(cb.avg[name], expected))
+    cb.on_validation_end(trainer, module)
+    assert torch.all(module.get_parameter(name) == 7.0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(1.0)
