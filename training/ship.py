@@ -117,7 +117,7 @@ def ship_models(
             fitted = (f"(best at step {fit.best_step} of {fit.steps}, {cfg.monitor} "
                       f"{fit.best_value:.3f}). ")
         else:
-            fitted = (f"; the average of {cfg.ensemble} nets (seeds {cfg.seed}-"
+            fitted = (f"(the average of {cfg.ensemble} nets: seeds {cfg.seed}-"
                       f"{cfg.seed + cfg.ensemble - 1}, best at steps "
                       f"{list(fit.member_best_steps)}, mean {cfg.monitor} {fit.best_value:.3f}). ")
         described = (

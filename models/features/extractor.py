@@ -11,7 +11,7 @@ very same methods, so batch and stream agree bit for bit by construction.
 The state round-trips through :meth:`~FeatureExtractor.to_state` (a JSON-able dict of lists,
 floats, ints and strings; exact, because floats survive ``json`` through ``repr``) and
 :meth:`~FeatureExtractor.from_state`; it keeps only the samples of the longest past window,
-the night-so-far histograms and the pending samples of the open epoch.
+the night-so-far histograms and running means, and the pending samples of the open epoch.
 
 Ordering: chunks of one input arrive in time order. A chunk that reaches back before the end
 of the last closed epoch is rejected (``ValueError``; the stream dead-letters it); one that
@@ -43,6 +43,7 @@ from models.features.clock import clock_features, tz_from_state, tz_to_state
 from models.features.counts import CountState
 from models.features.heart_rate import HeartRateChannel
 from models.features.hrv import RRChannel
+from models.features.night import NightRelative
 
 __all__ = ["MODALITIES", "FeatureExtractor", "Modality", "compute_features"]
 
@@ -58,6 +59,12 @@ MODALITIES: dict[str, tuple[str, ...]] = {
     "cardio": ("rr",),
 }
 _STATE_VERSION = 1
+#: Columns of the RR channel's output: what the night-relative group reads.
+_RR_NAMES = tuple(
+    n for g in ("hrv_time", "hrv_freq", "hrv_slow", "hrv_resp") for n in reg.FEATURE_GROUPS[g]
+)
+_REL_INDEX = np.array([_RR_NAMES.index(n) for n in reg.NIGHT_REL_BASE], dtype=np.int64)
+_REL_COVERAGE = _RR_NAMES.index(f"rr_cov_{reg.NIGHT_REL_COVERAGE_WINDOW_S:g}s")
 _LIMIT = 1.0e6  # last-resort clip: features of physical inputs stay far inside it
 
 
@@ -105,6 +112,7 @@ class FeatureExtractor:
         self._hr = HeartRateChannel(self.epoch_s) if wearable else None
         self._act = ActivityChannel(self.epoch_s) if wearable else None
         self._rr = None if wearable else RRChannel()
+        self._night = None if wearable else NightRelative(_REL_INDEX.size)
 
     @property
     def n_features(self) -> int:
@@ -219,9 +227,11 @@ class FeatureExtractor:
             parts.append(self._hr.step(t, v, end))
             t, v, _ = self._pending["activity"].pop_before(end)
             parts.append(self._act.step(t, v, end))
-        elif self._rr is not None:
+        elif self._rr is not None and self._night is not None:
             t, v, k = self._pending["rr"].pop_before(end)
-            parts.append(self._rr.step(t, v, k, end))
+            rr = self._rr.step(t, v, k, end)
+            parts.append(rr)
+            parts.append(self._night.step(rr[_REL_INDEX], float(rr[_REL_COVERAGE])))
         parts.append(
             clock_features(self.session_start, self.start_is_nominal, self.n_closed, self.epoch_s)
         )
@@ -254,8 +264,9 @@ class FeatureExtractor:
             state["heart_rate"] = self._hr.to_state()
             state["activity"] = self._act.to_state()
             state["counts"] = self._counts.to_state()
-        elif self._rr is not None:
+        elif self._rr is not None and self._night is not None:
             state["rr"] = self._rr.to_state()
+            state["night_rel"] = self._night.to_state()
         return state
 
     @classmethod
@@ -289,6 +300,7 @@ class FeatureExtractor:
             new._counts = CountState.from_state(state["counts"])
         else:
             new._rr = RRChannel.from_state(state["rr"])
+            new._night = NightRelative.from_state(state["night_rel"])
         return new
 
 

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Changes whenever any feature definition, parameter or order changes.
-FEATURE_VERSION: Final[str] = "3"
+FEATURE_VERSION: Final[str] = "4"
 
 Family = Literal["wearable", "cardio"]
 FAMILIES: Final[tuple[Family, ...]] = ("wearable", "cardio")
@@ -82,6 +82,14 @@ RR_SLOW_WINDOWS_S: Final[tuple[float, ...]] = (300.0, 600.0, 1800.0, 3600.0)
 RR_EPOCH_WINDOWS_S: Final[tuple[float, ...]] = (150.0, 300.0, 600.0)
 # breathing, read from the 300-s tachogram spectrum (respiratory sinus arrhythmia)
 VLF_BAND_HZ: Final[tuple[float, float]] = (0.01, 0.04)
+# night-relative RR features (models.features.night): each HRV column against its own night so
+# far, as the offline nets do with the whole night; only epochs whose NN coverage in the last
+# NIGHT_REL_COVERAGE_WINDOW_S is at least NIGHT_REL_MIN_COVERAGE count
+NIGHT_REL_COVERAGE_WINDOW_S: Final[float] = 60.0
+NIGHT_REL_MIN_COVERAGE: Final[float] = 0.5
+NIGHT_REL_MIN_EPOCHS: Final[int] = 2
+NIGHT_REL_VAR_FLOOR: Final[float] = 1.0e-6
+NIGHT_REL_CLIP: Final[float] = 6.0
 
 
 def _label(window_s: float) -> str:
@@ -117,22 +125,31 @@ def _rr_time_names() -> tuple[str, ...]:
 
 
 _SPEC = _label(SPEC_WINDOW_S)
+_HRV_FREQ = (f"rr_lf_{_SPEC}", f"rr_hf_{_SPEC}", f"rr_lfhf_{_SPEC}")
+_HRV_RESP = (f"rr_vlf_{_SPEC}", f"rr_hfnu_{_SPEC}", f"rr_hfpeak_{_SPEC}", f"rr_hfent_{_SPEC}")
+
+#: The RR columns made night-relative (every RR feature but the coverages), in order.
+NIGHT_REL_BASE: Final[tuple[str, ...]] = tuple(
+    n for n in (*_rr_time_names(), *_HRV_FREQ, *_rr_slow_names(), *_HRV_RESP)
+    if not n.startswith("rr_cov_")
+)
 
 #: Ordered feature groups; a family's columns are the concatenation of its groups.
 FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "heart_rate": _hr_names(),
     "activity": _activity_names(),
     "hrv_time": _rr_time_names(),
-    "hrv_freq": (f"rr_lf_{_SPEC}", f"rr_hf_{_SPEC}", f"rr_lfhf_{_SPEC}"),
+    "hrv_freq": _HRV_FREQ,
     "hrv_slow": _rr_slow_names(),
-    "hrv_resp": (f"rr_vlf_{_SPEC}", f"rr_hfnu_{_SPEC}", f"rr_hfpeak_{_SPEC}", f"rr_hfent_{_SPEC}"),
+    "hrv_resp": _HRV_RESP,
+    "hrv_night": tuple(f"rel_{n}" for n in NIGHT_REL_BASE),
     "clock": ("clock_hours", "clock_tod_sin", "clock_tod_cos", "clock_known"),
 }
 
 #: The groups of each family, in column order.
 FAMILY_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "wearable": ("heart_rate", "activity", "clock"),
-    "cardio": ("hrv_time", "hrv_freq", "hrv_slow", "hrv_resp", "clock"),
+    "cardio": ("hrv_time", "hrv_freq", "hrv_slow", "hrv_resp", "hrv_night", "clock"),
 }
 
 #: The ordered column names each family's models receive.
@@ -176,6 +193,12 @@ def _describe() -> dict[str, str]:
     d[f"rr_hfnu_{_SPEC}"] = "ln((HF + 1 ms^2) / (VLF + LF + HF + 1 ms^2))"
     d[f"rr_hfpeak_{_SPEC}"] = "frequency (Hz) of the largest HF bin: the breathing rate"
     d[f"rr_hfent_{_SPEC}"] = "entropy of the HF spectrum / ln(number of HF bins), 0..1"
+    for n in NIGHT_REL_BASE:
+        d[f"rel_{n}"] = (
+            f"({n} - its mean over the night so far) / its std, epochs with "
+            f"rr_cov_{_label(NIGHT_REL_COVERAGE_WINDOW_S)} >= {NIGHT_REL_MIN_COVERAGE:g} only; "
+            f"0 below that coverage or before {NIGHT_REL_MIN_EPOCHS} such epochs, "
+            f"clipped to +-{NIGHT_REL_CLIP:g}")
     d["clock_hours"] = "hours from the session start to the epoch start"
     d["clock_tod_sin"] = "sin(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"
     d["clock_tod_cos"] = "cos(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"

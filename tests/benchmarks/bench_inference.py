@@ -44,6 +44,7 @@ CASES: tuple[tuple[str, int, int | None, float | None], ...] = (
     ("cardio-causal", 1, None, 100e-6),
     ("cardio-causal", 1000, None, 20e-3),
     ("wearable-offline", 1, 1000, None),
+    ("cardio-offline", 1, 1000, None),
 )
 
 

@@ -102,7 +102,7 @@ def test_state_round_trip_mid_night_continues_identically():
     assert np.array_equal(a, b)
     assert np.array_equal(np.vstack([first, a]), compute_features("wearable", synth.START, N_EP,
                                                                   **data))
-    assert json.loads(text)["feature_version"] == "3"
+    assert json.loads(text)["feature_version"] == "4"
 
 
 def test_state_is_compact():
@@ -213,7 +213,7 @@ def test_constructor_and_state_checks():
     state["feature_version"] = "0"
     with pytest.raises(ValueError, match="feature_version"):
         FeatureExtractor.from_state(state)
-    assert FeatureExtractor("cardio", synth.START, epoch_s=20.0).close_epoch().size == 36
+    assert FeatureExtractor("cardio", synth.START, epoch_s=20.0).close_epoch().size == 65
     ex = FeatureExtractor("cardio", synth.START)
     ex.close_epoch()
     state = json.loads(json.dumps(ex.to_state()))
