@@ -74,6 +74,8 @@ class ExportedModel(NamedTuple):
 def git_commit(repo_dir: Path | None = None) -> str | None:
     """The checked-out commit of the sleepstream repository (``-dirty`` if modified).
 
+    Changes under ``models/weights`` do not count: shipping writes there, model by model.
+
     Returns None when git or the repository is not available (e.g. an installed wheel).
     """
     cwd = repo_dir or Path(__file__).resolve().parent
@@ -87,7 +89,8 @@ def git_commit(repo_dir: Path | None = None) -> str | None:
             check=True,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--",
+             ":(top)", ":(top,exclude)models/weights"],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -321,3 +321,26 @@ def test_runtime_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_git_commit_ignores_the_weights_folder(tmp_path: Path) -> None:
+    import subprocess
+
+    from models.export import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "models" / "weights").mkdir(parents=True)
+    (tmp_path / "models" / "weights" / "m.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    head = git_commit(tmp_path)
+    assert head is not None and len(head) == 40
+    (tmp_path / "models" / "weights" / "m.json").write_text('{"new": 1}')
+    assert git_commit(tmp_path) == head  # shipping writes there: not a code change
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == f"{head}-dirty"
