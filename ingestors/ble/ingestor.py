@@ -357,7 +357,7 @@ async def _connection_loop(link: HeartRateLink, session: _Session, stop: asyncio
                 if lost.is_set():
                     log.warning("BLE %s: link lost; reconnecting (samples until then are "
                                 "missing from the stream)", link.address)
-        except BleError:
+        except (BleError, ImportError):  # no heart rate service, or no bleak: not retried
             raise
         except Exception as err:
             status.reconnect_attempts += 1

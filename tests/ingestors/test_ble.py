@@ -261,3 +261,19 @@ def test_bad_ids_and_zones_are_refused_before_connecting() -> None:
         asyncio.run(scenario("a subject", "UTC"))
     with pytest.raises(ValueError, match="unknown IANA time zone 'Mars/Base'"):
         asyncio.run(scenario("me", "Mars/Base"))
+
+
+def test_the_ble_command_takes_the_documented_options_and_checks_them_first() -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["ble", "--help"], terminal_width=200)
+    assert shown.exit_code == 0
+    for option in ("--address", "--subject", "--session", "--timezone", "--broker"):
+        assert option in shown.output
+    bad = runner.invoke(app, ["ble", "--address", "AA:BB:CC:DD:EE:FF", "--subject", "me",
+                              "--timezone", "Mars/Base", "--broker", "kafka://127.0.0.1:9"])
+    assert bad.exit_code == 2
+    assert "unknown IANA time zone 'Mars/Base'" in bad.output
