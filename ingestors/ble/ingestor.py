@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 from ingestors._replay_plan import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS
@@ -179,7 +180,7 @@ class BleStatus:
                 f"({self.samples} samples) | malformed {self.malformed} | no contact "
                 f"{self.no_contact} | links {self.connections}")
         if self.last_error and not self.connected:
-            text += f" | last error: {self.last_error}"
+            text += f" | last error: {escape(self.last_error)}"
         return Text.from_markup(text)
 
 

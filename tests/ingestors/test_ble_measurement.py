@@ -72,3 +72,12 @@ def test_beats_go_backwards_from_the_receive_time() -> None:
     # a beat before the previous notification's last beat is moved up to it
     assert beat_times(10.0, [0.5, 0.75, 1.0], last_beat_s=8.5) == [8.5, 9.0, 10.0]
     assert beat_times(10.0, [1.0], last_beat_s=9.0) == [10.0]
+
+
+def test_the_status_line_shows_errors_verbatim() -> None:
+    from ingestors.ble import BleStatus
+
+    status = BleStatus(notifications=3, last_hr=61, last_error="BleakError: [org.bluez.Failed]")
+    line = status.line().plain
+    assert "connecting" in line and "notifications 3" in line and "last HR 61 bpm" in line
+    assert line.endswith("last error: BleakError: [org.bluez.Failed]")
