@@ -277,3 +277,40 @@ def test_the_ble_command_takes_the_documented_options_and_checks_them_first() ->
                               "--timezone", "Mars/Base", "--broker", "kafka://127.0.0.1:9"])
     assert bad.exit_code == 2
     assert "unknown IANA time zone 'Mars/Base'" in bad.output
+
+
+class FlakyLink:
+    """A link whose first connection attempts fail, as with a strap still out of range."""
+
+    def __init__(self, inner: BleakLink, failures: int) -> None:
+        self.inner, self.failures, self.address = inner, failures, inner.address
+
+    def subscribe(self, on_value, on_lost):
+        if self.failures > 0:
+            self.failures -= 1
+            raise TimeoutError("no answer from the strap")
+        return self.inner.subscribe(on_value, on_lost)
+
+
+def test_failed_connections_are_retried_with_backoff(broker: EmbeddedBroker) -> None:
+    settings = settings_for(broker)
+
+    async def scenario():
+        strap = await VirtualStrap().start()
+        stop = asyncio.Event()
+        t0 = time.monotonic()
+        task = asyncio.create_task(ingest_ble(
+            FlakyLink(link_to(strap), 3), "subject-1", "ble-night-1", settings, stop=stop,
+            span_s=0.3, min_backoff_s=0.1, progress=False))
+        await asyncio.wait_for(strap.subscribed.wait(), 10)
+        waited = time.monotonic() - t0
+        await strap.notify(Measurement(66))
+        await asyncio.sleep(0.2)
+        stop.set()
+        return waited, await task, await consume(settings)
+
+    waited, report, (events, chunks) = asyncio.run(scenario())
+    assert waited >= 0.1 + 0.2 + 0.4  # doubling back-off between the three failures
+    assert report.status.reconnect_attempts == 3 and report.status.connections == 1
+    assert report.status.last_error == "TimeoutError: no answer from the strap"
+    assert values(chunks) == [66] and [e.event for e in events] == ["start", "end"]
