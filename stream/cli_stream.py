@@ -1,4 +1,4 @@
-"""Stream subcommands of ``sleepstream``: ``up``, ``replay`` and ``replay-eval``."""
+"""Stream subcommands of ``sleepstream``: ``up``, ``replay``, ``replay-eval`` and ``ble``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,39 @@ def replay_cmd(
         report = run_replay(nights, _settings(broker), speed=_speed(speed),
                             anchor=anchor)  # type: ignore[arg-type]
     except (DataFormatError, FileNotFoundError, ReplayError) as err:
+        raise _fail(err) from None
+    typer.echo(report.summary())
+
+
+def ble_cmd(
+    address: Annotated[str, typer.Option(help="Bluetooth address of the strap or watch "
+                                         "(AA:BB:CC:DD:EE:FF; a UUID on macOS).")],
+    subject: Annotated[str, typer.Option(help="Subject id (the message key).")],
+    session: Annotated[str | None, typer.Option(help="Session id (default: "
+                                                "ble-<subject>-<UTC start>).")] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA zone of the subject's "
+                                          "clock, e.g. Europe/Amsterdam.")] = "UTC",
+    span: Annotated[float, typer.Option(help="Send the samples every this many "
+                                        "seconds.")] = 5.0,
+    broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
+                                               "SLEEPSTREAM_BROKER).")] = None,
+) -> None:
+    """Stream a BLE heart-rate strap or watch (Heart Rate Service 0x180D) live until Ctrl-C.
+
+    With RR intervals the session is staged by the cardio models, else by the wearable
+    models from heart rate. A dropped link is re-established; Ctrl-C ends the session.
+    """
+    from datetime import UTC, datetime
+
+    from ingestors.ble import BleakLink, BleError, run_ble
+    from ingestors.replay import ReplayError
+
+    session_id = session or f"ble-{subject}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    typer.echo(f"session {session_id}: connecting to {address} (Ctrl-C ends the session)")
+    try:
+        report = run_ble(BleakLink(address), subject, session_id, _settings(broker),
+                         time_zone=timezone, span_s=span)
+    except (BleError, ReplayError, ValueError, ImportError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())
 
@@ -238,3 +271,4 @@ def register(app: typer.Typer) -> None:
     app.command("up")(up_cmd)
     app.command("replay")(replay_cmd)
     app.command("replay-eval")(replay_eval_cmd)
+    app.command("ble")(ble_cmd)

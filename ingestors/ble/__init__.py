@@ -1,0 +1,29 @@
+"""Bluetooth LE heart-rate devices (Heart Rate Service 0x180D) as live sessions on Kafka.
+
+See :mod:`ingestors.ble.ingestor` for the session and :mod:`ingestors.ble.measurement` for
+the 0x2A37 payload.
+"""
+
+from ingestors.ble.ingestor import (
+    BleakLink,
+    BleError,
+    BleReport,
+    BleStatus,
+    HeartRateLink,
+    ingest_ble,
+    run_ble,
+)
+from ingestors.ble.measurement import (
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+    RR_TICKS_PER_S,
+    HeartRateMeasurement,
+    beat_times,
+    parse_measurement,
+)
+
+__all__ = [
+    "HEART_RATE_MEASUREMENT_UUID", "HEART_RATE_SERVICE_UUID", "RR_TICKS_PER_S", "BleError",
+    "BleReport", "BleStatus", "BleakLink", "HeartRateLink", "HeartRateMeasurement",
+    "beat_times", "ingest_ble", "parse_measurement", "run_ble",
+]
