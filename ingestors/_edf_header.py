@@ -200,7 +200,7 @@ def read_signal_fields(path: Path, header: RawHeader) -> SignalFields:
         return [body[start + k * width:start + (k + 1) * width].decode("latin-1").strip()
                 for k in range(n_signals)]
 
-    ranges = []
+    ranges: list[list[float]] = []
     for index, name in ((3, "physical minimum"), (4, "physical maximum"),
                         (5, "digital minimum"), (6, "digital maximum")):
         ranges.append([_number(path, text.encode("latin-1"), f"{name} of {label!r}", float)
@@ -212,5 +212,6 @@ def read_signal_fields(path: Path, header: RawHeader) -> SignalFields:
                 expected=f"a digital maximum above the digital minimum {dmin:g}", got=dmax,
                 fix="The header is damaged; re-export the recording.",
             )
-    return SignalFields(column(2), *ranges, head[168:176].decode("latin-1").strip(),
+    return SignalFields(column(2), ranges[0], ranges[1], ranges[2], ranges[3],
+                        head[168:176].decode("latin-1").strip(),
                         head[176:184].decode("latin-1").strip())
