@@ -95,6 +95,23 @@ async def consume(settings: StreamSettings,
     return events, chunks
 
 
+async def session_started(settings: StreamSettings, timeout_s: float = 60.0) -> None:
+    """Wait until a session start is on the sessions topic."""
+    consumer = AIOKafkaConsumer(settings.topic("sessions"), bootstrap_servers=settings.bootstrap,
+                                group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False, metadata_max_age_ms=500)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            if any(records for records in batches.values()):
+                return
+        raise AssertionError("no session start within the time limit")
+    finally:
+        await consumer.stop()
+
+
 def by_source(chunks: list[SampleChunk]) -> dict[str, list[SampleChunk]]:
     out: dict[str, list[SampleChunk]] = {}
     for c in chunks:
@@ -275,5 +292,42 @@ def test_the_edf_live_command_streams_a_file_and_checks_its_options(
     assert "ended: idle" in done.output
     events, chunks = asyncio.run(consume(settings))
     assert [e.event for e in events] == ["start", "end"]
+    assert np.array_equal(np.concatenate([c.values_array() for c in chunks]),
+                          recorded(src)["Pulse"])
+
+
+def test_sigint_ends_the_command_with_a_session_end(
+        broker: EmbeddedBroker, recording: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    src, _ = recording
+    followed = tmp_path / "live.edf"
+    writer = GrowingCopy(src, followed, step=1, pause_s=0.05)  # header only so far
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPSTREAM_")}
+    env |= {"PYTHONPATH": str(root), "SLEEPSTREAM_TOPIC_PREFIX": "edfsig."}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from stream.cli import main; main()", "edf-live",
+         str(followed), "--subject", "subject-1", "--session", "edf-night-1", "--timezone",
+         ZONE, "--hr", "Pulse", "--poll", "0.05", "--idle", "600", "--broker", broker.url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    settings = StreamSettings(broker=broker.url, topic_prefix="edfsig.")
+    try:
+        writer.start()
+        writer.join()
+        asyncio.run(session_started(settings))  # so the signal handlers are in place
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "ended: stopped" in out and "40 records (40 s)" in out
+    events, chunks = asyncio.run(consume(settings))
+    assert [e.event for e in events] == ["start", "end"]
+    assert events[1].final_seq == {"edf-night-1-heart_rate": len(chunks) - 1}
     assert np.array_equal(np.concatenate([c.values_array() for c in chunks]),
                           recorded(src)["Pulse"])
