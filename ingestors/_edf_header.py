@@ -14,7 +14,8 @@ from typing import Any, Final, NamedTuple
 
 from ingestors.errors import DataFormatError
 
-__all__ = ["RawHeader", "norm_label", "read_header", "sampling_rates"]
+__all__ = ["RawHeader", "SignalFields", "norm_label", "read_header", "read_signal_fields",
+           "sampling_rates"]
 
 _WS = re.compile(r"\s+")
 _ANNOTATION_LABELS: Final = frozenset({"edfannotations", "bdfannotations"})
@@ -153,3 +154,64 @@ def sampling_rates(path: Path, header: RawHeader) -> list[float]:
             )
         rates.append(spr / header.record_s)
     return rates
+
+
+class SignalFields(NamedTuple):
+    """The per-signal header fields needed to decode data records by hand.
+
+    Attributes
+    ----------
+    dimensions : list of str
+        Physical dimension of each signal (``"uV"``, ``"bpm"``, ``"g"``), in file order.
+    physical_min, physical_max, digital_min, digital_max : list of float
+        The ranges that map digital samples onto physical values, per signal.
+    start_date, start_time : str
+        The fixed header's ``dd.mm.yy`` and ``hh.mm.ss`` fields.
+    """
+
+    dimensions: list[str]
+    physical_min: list[float]
+    physical_max: list[float]
+    digital_min: list[float]
+    digital_max: list[float]
+    start_date: str
+    start_time: str
+
+
+def read_signal_fields(path: Path, header: RawHeader) -> SignalFields:
+    """Read the dimension and the physical and digital ranges of every signal of ``path``.
+
+    ``header`` is what :func:`read_header` returned for the same file (which checked that
+    the signal headers are complete).
+
+    Raises
+    ------
+    DataFormatError
+        If a range does not parse as a number or a digital range is empty.
+    """
+    n_signals = len(header.labels)
+    with path.open("rb") as fh:
+        head = fh.read(_FIXED_HEADER_BYTES)
+        body = fh.read(_FIXED_HEADER_BYTES * n_signals)
+
+    def column(index: int) -> list[str]:
+        start = sum(width for width in _SIGNAL_WIDTHS[:index]) * n_signals
+        width = _SIGNAL_WIDTHS[index]
+        return [body[start + k * width:start + (k + 1) * width].decode("latin-1").strip()
+                for k in range(n_signals)]
+
+    ranges: list[list[float]] = []
+    for index, name in ((3, "physical minimum"), (4, "physical maximum"),
+                        (5, "digital minimum"), (6, "digital maximum")):
+        ranges.append([_number(path, text.encode("latin-1"), f"{name} of {label!r}", float)
+                       for text, label in zip(column(index), header.labels, strict=True)])
+    for label, dmin, dmax in zip(header.labels, ranges[2], ranges[3], strict=True):
+        if not dmax > dmin:
+            raise DataFormatError(
+                path, f"digital range of channel {label!r} is empty", field="digital maximum",
+                expected=f"a digital maximum above the digital minimum {dmin:g}", got=dmax,
+                fix="The header is damaged; re-export the recording.",
+            )
+    return SignalFields(column(2), ranges[0], ranges[1], ranges[2], ranges[3],
+                        head[168:176].decode("latin-1").strip(),
+                        head[176:184].decode("latin-1").strip())

@@ -1,4 +1,4 @@
-"""Stream subcommands of ``sleepstream``: ``up``, ``replay``, ``replay-eval`` and ``ble``."""
+"""Stream subcommands of `sleepstream`: up, replay, replay-eval, ble and edf-live."""
 
 from __future__ import annotations
 
@@ -117,6 +117,52 @@ def ble_cmd(
         report = run_ble(BleakLink(address), subject, session_id, _settings(broker),
                          time_zone=timezone, span_s=span)
     except (BleError, ReplayError, ValueError, ImportError) as err:
+        raise _fail(err) from None
+    typer.echo(report.summary())
+
+
+def edf_live_cmd(
+    path: Annotated[Path, typer.Argument(help="The EDF/EDF+ file being recorded.")],
+    subject: Annotated[str, typer.Option(help="Subject id (the message key).")],
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA zone of the recorder's "
+                                          "clock, e.g. Europe/Amsterdam (EDF stores local "
+                                          "time without a zone).")],
+    session: Annotated[str | None, typer.Option(help="Session id (default: "
+                                                "edf-<subject>-<UTC now>).")] = None,
+    hr: Annotated[str | None, typer.Option("--hr", help="Heart rate channel (bpm).")] = None,
+    ecg: Annotated[str | None, typer.Option("--ecg", help="ECG channel: RR intervals from "
+                                            "its R peaks (cardio models).")] = None,
+    acc: Annotated[str | None, typer.Option("--acc", help="Acceleration channels X,Y,Z (g, "
+                                            "mg or m/s^2).")] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the file.")] = 1.0,
+    idle: Annotated[float, typer.Option(help="End the session once the file has not grown "
+                                        "for this many seconds.")] = 60.0,
+    live: Annotated[bool | None, typer.Option("--live/--no-live", help="The session's live "
+                                              "flag (default: live when the file is "
+                                              "current).")] = None,
+    broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
+                                               "SLEEPSTREAM_BROKER).")] = None,
+) -> None:
+    """Stream an EDF/EDF+ file that is still being recorded, as a live session.
+
+    Reads each data record once it is complete. An ECG channel gives RR intervals (cardio
+    models); heart rate and/or acceleration give a wearable session. Without --ecg, --hr
+    or --acc the channels are recognised by label. The session ends when the file stops
+    growing for --idle seconds, or on Ctrl-C.
+    """
+    from datetime import UTC, datetime
+
+    from ingestors.live_edf import EdfLiveError, run_edf_live
+    from ingestors.replay import ReplayError
+
+    axes = [a.strip() for a in acc.split(",")] if acc else None
+    session_id = session or f"edf-{subject}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    typer.echo(f"session {session_id}: following {path} (Ctrl-C ends the session)")
+    try:
+        report = run_edf_live(path, subject, session_id, _settings(broker),
+                              time_zone=timezone, hr=hr, ecg=ecg, acc=axes, poll_s=poll,
+                              idle_s=idle, live=live)
+    except (EdfLiveError, ReplayError, ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())
 
@@ -272,3 +318,4 @@ def register(app: typer.Typer) -> None:
     app.command("replay")(replay_cmd)
     app.command("replay-eval")(replay_eval_cmd)
     app.command("ble")(ble_cmd)
+    app.command("edf-live")(edf_live_cmd)
