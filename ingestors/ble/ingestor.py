@@ -42,6 +42,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ingestors._replay_plan import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS
+from ingestors._signals import run_until_signal
 from ingestors.ble.measurement import (
     HEART_RATE_MEASUREMENT_UUID,
     HeartRateMeasurement,
@@ -491,18 +492,5 @@ def run_ble(link: HeartRateLink, subject_id: str, session_id: str,
 
     The arguments are those of :func:`ingest_ble`, less ``stop`` and ``producer``.
     """
-    import signal
-
-    async def main() -> BleReport:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            return await ingest_ble(link, subject_id, session_id, settings, stop=stop,
-                                    **options)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(main())
+    return run_until_signal(lambda stop: ingest_ble(link, subject_id, session_id, settings,
+                                                    stop=stop, **options))

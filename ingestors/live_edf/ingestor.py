@@ -52,6 +52,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ingestors._replay_plan import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS
+from ingestors._signals import run_until_signal
 from ingestors.edf import as_timezone
 from ingestors.errors import DataFormatError
 from ingestors.live_edf.channels import ChannelPlan, choose_channels
@@ -419,18 +420,5 @@ def run_edf_live(path: str | PathLike[str], subject_id: str, session_id: str,
 
     The arguments are those of :func:`ingest_edf_live`, less ``stop`` and ``producer``.
     """
-    import signal
-
-    async def main() -> EdfLiveReport:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            return await ingest_edf_live(path, subject_id, session_id, settings, stop=stop,
-                                         **options)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(main())
+    return run_until_signal(lambda stop: ingest_edf_live(path, subject_id, session_id, settings,
+                                                         stop=stop, **options))

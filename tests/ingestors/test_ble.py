@@ -14,7 +14,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ingestors.ble import BleakLink, BleError, BleReport, ingest_ble
 from stream.schemas.samples import SampleChunk
@@ -22,6 +21,7 @@ from stream.schemas.session import SessionEvent
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker
 from tests.ingestors._bumble_backend import BumbleBleakClient, Measurement, VirtualStrap
+from tests.ingestors._topics import consume
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,36 +36,6 @@ def settings_for(broker: EmbeddedBroker) -> StreamSettings:
 def link_to(strap: VirtualStrap) -> BleakLink:
     return BleakLink(strap.address, backend=BumbleBleakClient, options={"strap": strap},
                      timeout_s=5.0)
-
-
-async def consume(settings: StreamSettings, n_chunks: int | None = None,
-                  timeout_s: float = 30.0) -> tuple[list[SessionEvent], list[SampleChunk]]:
-    """Session events and chunks from the topics, until the end and its chunks are in."""
-    consumer = AIOKafkaConsumer(settings.topic("sessions"), settings.topic("samples"),
-                                bootstrap_servers=settings.bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    events: list[SessionEvent] = []
-    chunks: list[SampleChunk] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
-                for r in records:
-                    assert r.key is not None
-                    if tp.topic == settings.topic("sessions"):
-                        events.append(SessionEvent.model_validate_json(r.value))
-                    else:
-                        chunks.append(SampleChunk.model_validate_json(r.value))
-                    assert r.key.decode() == (events or chunks)[-1].subject_id
-            ends = [e for e in events if e.event == "end"]
-            wanted = n_chunks if n_chunks is not None else (
-                sum(v + 1 for v in ends[0].final_seq.values()) if ends else None)
-            if ends and len(chunks) >= (wanted or 0):
-                break
-    finally:
-        await consumer.stop()
-    return events, chunks
 
 
 class Run:

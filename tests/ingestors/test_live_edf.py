@@ -27,6 +27,7 @@ from stream.schemas.session import SessionEvent
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker
 from tests.ingestors._live_edf_data import GrowingCopy, signal_header, synth_ecg, write_edf
+from tests.ingestors._topics import consume
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,33 +67,6 @@ def recorded(path: Path) -> dict[str, np.ndarray]:
     """What pyedflib reads from the finished file, by label."""
     with pyedflib.EdfReader(str(path)) as reader:
         return {label: reader.readSignal(i) for i, label in enumerate(reader.getSignalLabels())}
-
-
-async def consume(settings: StreamSettings,
-                  timeout_s: float = 30.0) -> tuple[list[SessionEvent], list[SampleChunk]]:
-    """Session events and chunks from the topics, until the end and its chunks are in."""
-    consumer = AIOKafkaConsumer(settings.topic("sessions"), settings.topic("samples"),
-                                bootstrap_servers=settings.bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    events: list[SessionEvent] = []
-    chunks: list[SampleChunk] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
-                for r in records:
-                    assert r.key is not None and r.key.decode() == "subject-1"
-                    if tp.topic == settings.topic("sessions"):
-                        events.append(SessionEvent.model_validate_json(r.value))
-                    else:
-                        chunks.append(SampleChunk.model_validate_json(r.value))
-            ends = [e for e in events if e.event == "end"]
-            if ends and len(chunks) >= sum(v + 1 for v in ends[0].final_seq.values()):
-                break
-    finally:
-        await consumer.stop()
-    return events, chunks
 
 
 async def session_started(settings: StreamSettings, timeout_s: float = 60.0) -> None:
