@@ -10,22 +10,30 @@ original sample times, so ``chunk.times_s(start)`` gives back the original float
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Final, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ingestors._replay_nights import ReplayNight, ReplayStream
+from ingestors.base.grid import (
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_SPANS,
+    check_max_samples,
+    check_span,
+    grid_cells,
+    split,
+)
+from ingestors.base.session import SessionInfo
 from ingestors.errors import DataQualityWarning
 from ingestors.types import require_aware
 from models.features.counts import MAX_ABS_G
-from stream.schemas.samples import MAX_CHUNK_SAMPLES, UNITS, SampleChunk
+from stream.schemas.samples import SampleChunk
 from stream.schemas.session import Modality, SessionEvent
 
 __all__ = [
@@ -39,13 +47,6 @@ __all__ = [
 ]
 
 Anchor = Literal["now", "original"]
-#: Chunk span in s per modality: what a device would batch before sending.
-DEFAULT_SPANS: Final[Mapping[Modality, float]] = MappingProxyType({
-    "heart_rate": 5.0, "activity_counts": 15.0, "acceleration": 5.0, "rr": 5.0,
-})
-#: Most samples per chunk: 5000 acceleration samples are about 0.4 MB of JSON, below
-#: Kafka's default 1 MB message limit (MAX_CHUNK_SAMPLES would be about 4 MB).
-DEFAULT_MAX_SAMPLES: Final = 5000
 
 
 class ChunkSlot(NamedTuple):
@@ -86,10 +87,9 @@ class NightPlan:
     ----------
     night : ReplayNight
         The night planned.
-    start : datetime
-        Session start as sent (UTC); sample times are relative to it.
-    live : bool
-        The start event's ``live`` flag.
+    info : SessionInfo
+        The session as sent: its ``start`` (UTC; sample times are relative to it) and
+        ``live`` flag.
     streams : mapping of str to ReplayStream
         The samples that are sent (the night's, less those at or after the end and those
         whose values are not finite).
@@ -100,12 +100,21 @@ class NightPlan:
     """
 
     night: ReplayNight
-    start: datetime
-    live: bool
+    info: SessionInfo
     streams: Mapping[Modality, ReplayStream]
     slots: tuple[ChunkSlot, ...]
     start_event: SessionEvent
     end_event: SessionEvent
+
+    @property
+    def start(self) -> datetime:
+        """Session start as sent (UTC); sample times are relative to it."""
+        return self.info.start
+
+    @property
+    def live(self) -> bool:
+        """The session's ``live`` flag."""
+        return self.info.live
 
     @property
     def end_s(self) -> float:
@@ -124,20 +133,14 @@ class NightPlan:
 
     def source_id(self, modality: Modality) -> str:
         """Source id of a modality's stream: ``<session_id>-<modality>``."""
-        return f"{self.night.session_id}-{modality}"
+        return self.info.source_id(modality)
 
     def chunk(self, slot: ChunkSlot) -> SampleChunk:
         """Build the chunk of one slot."""
         t, v, types = self.streams[slot.modality]
-        night = self.night
-        return SampleChunk(
-            subject_id=night.subject_id, session_id=night.session_id,
-            source_id=self.source_id(slot.modality), seq=slot.seq, modality=slot.modality,
-            unit=UNITS[slot.modality], t0_utc=self.start,
-            offsets_s=tuple(t[slot.i0:slot.i1].tolist()),
-            values=tuple(v[slot.i0:slot.i1].reshape(-1).tolist()),
-            beat_types=None if types is None else types[slot.i0:slot.i1],
-        )
+        i0, i1 = slot.i0, slot.i1
+        return self.info.chunk(slot.modality, slot.seq, t[i0:i1], v[i0:i1],
+                               None if types is None else types[i0:i1])
 
     def chunks(self) -> Iterator[tuple[float, SampleChunk]]:
         """``(send_s, chunk)`` in send order."""
@@ -200,9 +203,7 @@ def plan_night(
     """
     start = _anchored_start(night, anchor, now)
     span_of = _spans(spans)
-    if isinstance(max_samples, bool) or not 1 <= max_samples <= MAX_CHUNK_SAMPLES:
-        msg = f"`max_samples` must be an int in 1..{MAX_CHUNK_SAMPLES}; got {max_samples!r}"
-        raise ValueError(msg)
+    check_max_samples(max_samples)
     if live is None:
         live = anchor == "now" and speed == 1.0
     end_s = night.duration_s
@@ -211,12 +212,13 @@ def plan_night(
              for slot in _slots(m, s.t_s, span_of[m], end_s, max_samples)]
     order = {m: i for i, m in enumerate(night.modalities)}
     slots.sort(key=lambda s: (s.send_s, order[s.modality], s.seq))
-    final = {f"{night.session_id}-{m}": max(s.seq for s in slots if s.modality == m)
+    info = SessionInfo(night.subject_id, night.session_id, night.device, night.family,
+                       night.modalities, night.time_zone, start, night.start_is_nominal, live)
+    final = {info.source_id(m): max(s.seq for s in slots if s.modality == m)
              for m in streams if any(s.modality == m for s in slots)}
     return NightPlan(
-        night, start, live, MappingProxyType(streams), tuple(slots),
-        _event(night, "start", start, live, {}),
-        _event(night, "end", start + timedelta(seconds=end_s), live, final),
+        night, info, MappingProxyType(streams), tuple(slots), info.event("start", start),
+        info.event("end", start + timedelta(seconds=end_s), final),
     )
 
 
@@ -236,11 +238,7 @@ def _spans(spans: Mapping[str, float] | None) -> dict[str, float]:
         if modality not in DEFAULT_SPANS:
             msg = f"`spans` names unknown modality {modality!r}; use one of {tuple(DEFAULT_SPANS)}"
             raise ValueError(msg)
-        if isinstance(span, bool) or not isinstance(span, int | float) \
-                or not math.isfinite(span) or span <= 0:
-            msg = f"`spans[{modality!r}]` must be a number of seconds > 0; got {span!r}"
-            raise ValueError(msg)
-        merged[modality] = float(span)
+        merged[modality] = check_span(f"spans[{modality!r}]", span)
     return merged
 
 
@@ -270,25 +268,11 @@ def _sendable(session: str, modality: Modality, stream: ReplayStream,
 def _slots(modality: Modality, t: NDArray[np.float64], span: float, end_s: float,
            max_samples: int) -> Iterator[ChunkSlot]:
     """The chunks of one stream on its grid, in time order, numbered from 0."""
-    if t.size == 0:
-        return
-    cell = np.maximum(np.floor(t / span), -1.0)  # everything before the start: one cell
-    edges = np.flatnonzero(np.diff(cell)) + 1
     seq = 0
-    for a, b in zip(np.r_[0, edges], np.r_[edges, t.size], strict=True):
-        grid_end = (float(cell[a]) + 1.0) * span
+    for cell, a, b in grid_cells(t, span):
+        grid_end = (cell + 1.0) * span
         # never before the last sample (rounding at a cell edge) nor after the session end
         send_s = min(max(grid_end, float(t[b - 1])), end_s)
-        for i0 in range(int(a), int(b), max_samples):
-            yield ChunkSlot(send_s, modality, seq, i0, min(i0 + max_samples, int(b)))
+        for i0, i1 in split(a, b, max_samples):
+            yield ChunkSlot(send_s, modality, seq, i0, i1)
             seq += 1
-
-
-def _event(night: ReplayNight, kind: Literal["start", "end"], when: datetime, live: bool,
-           final_seq: dict[str, int]) -> SessionEvent:
-    return SessionEvent(
-        event=kind, subject_id=night.subject_id, session_id=night.session_id,
-        device=night.device, family=night.family, modalities=night.modalities,
-        time_zone=night.time_zone, t_utc=when, start_is_nominal=night.start_is_nominal,
-        live=live, final_seq=final_seq,
-    )

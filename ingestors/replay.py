@@ -17,13 +17,13 @@ import asyncio
 import heapq
 import math
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final
 
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from ingestors._replay_nights import (
     ReplayNight,
@@ -43,35 +43,30 @@ from ingestors._replay_plan import (
     PlannedMessage,
     plan_night,
 )
-from stream.schemas.session import SessionEvent
+from ingestors.base import (
+    MemoryOutbox,
+    OutboxSender,
+    Producer,
+    ProducerFactory,
+    SendError,
+    SessionSender,
+    Stored,
+    Topics,
+)
+from ingestors.base import producer_factory as _kafka_factory
+from stream.schemas.samples import SampleChunk
 from stream.settings import StreamSettings
 
 __all__ = [
     "DEFAULT_MAX_SAMPLES", "DEFAULT_SPANS", "Anchor", "ChunkSlot", "NightPlan",
-    "PlannedMessage", "ReplayError", "ReplayNight", "ReplayProducer", "ReplayReport",
-    "ReplayStream", "beat_symbols", "plan_night", "replay", "run_replay", "sleep_accel_night",
+    "PlannedMessage", "ReplayError", "ReplayNight", "ReplayReport", "ReplayStream",
+    "beat_symbols", "plan_night", "replay", "run_replay", "sleep_accel_night",
     "sleep_accel_nights", "slpdb_night", "slpdb_nights",
 ]
 
-#: Producer batching delay in ms: a few ms gather the chunks of many nights per request
-#: without delaying a real-time replay noticeably.
-LINGER_MS = 10
-_PRUNE_AT = 1000  # outstanding sends per night before finished ones are checked
-
-
-class ReplayProducer(Protocol):
-    """What :func:`replay` needs of a started producer (``aiokafka.AIOKafkaProducer``)."""
-
-    async def send(self, topic: str, value: bytes | None = None,
-                   key: bytes | None = None) -> Awaitable[Any]:
-        """Queue a message; the returned awaitable completes once the broker has it."""
-
-    async def send_and_wait(self, topic: str, value: bytes | None = None,
-                            key: bytes | None = None) -> Any:
-        """Send a message and wait for the broker's acknowledgement."""
-
-    async def flush(self) -> None:
-        """Wait until every queued message is delivered."""
+#: Most messages a replay keeps waiting for the broker: beyond, reading the nights waits
+#: (a few MB; the files are the durable copy, so nothing needs to pile up in memory).
+QUEUE_ROWS: Final = 5000
 
 
 class ReplayError(RuntimeError):
@@ -114,69 +109,25 @@ class ReplayReport:
                 f"{self.wall_s:.1f} s ({self.x_real_time:.1f}x real time)")
 
 
-class _Sender:
-    """Sends the messages of many plans, keeping each night's order across the two topics."""
+class _Progress:
+    """The progress bar: chunks and nights acknowledged by the broker."""
 
-    def __init__(self, producer: ReplayProducer, settings: StreamSettings,
-                 progress: Progress, tasks: tuple[Any, Any]) -> None:
-        self.producer = producer
-        self.topics = {name: settings.topic(name) for name in ("sessions", "samples")}
-        self.progress, self.tasks = progress, tasks
-        self.pending: dict[str, list[Awaitable[Any]]] = {}
-        self.chunks = self.messages = 0
+    def __init__(self, bar: Progress, plans: Sequence[NightPlan]) -> None:
+        self.bar = bar
+        self.chunks_task: TaskID = bar.add_task("chunks", total=sum(p.n_chunks for p in plans))
+        self.nights_task: TaskID = bar.add_task("nights", total=len(plans))
+        self.events: Counter[str] = Counter()
+        self.chunks = 0
 
-    def _error(self, plan: NightPlan, topic: str, err: BaseException) -> ReplayError:
-        night = plan.night
-        return ReplayError(f"replay of subject {night.subject_id!r} (session "
-                           f"{night.session_id}) failed on topic {self.topics[topic]!r}: "
-                           f"{type(err).__name__}: {err}")
-
-    async def send(self, plan: NightPlan, msg: PlannedMessage) -> None:
-        """Send one message; a session end waits for the night's chunks to be delivered."""
-        session = plan.night.session_id
-        payload = msg.payload
-        is_end = isinstance(payload, SessionEvent) and payload.event == "end"
-        value = payload.model_dump_json().encode()
-        key = plan.night.subject_id.encode()
-        topic = self.topics[msg.topic]
-        try:
-            if msg.topic == "samples":
-                fut = await self.producer.send(topic, value=value, key=key)
-                self._keep(session, fut)
-                self.chunks += 1
-                self.progress.advance(self.tasks[0])
-            else:
-                if is_end:
-                    await self._delivered(plan)
-                await self.producer.send_and_wait(topic, value=value, key=key)
-                if is_end:
-                    self.progress.advance(self.tasks[1])
-        except ReplayError:
-            raise
-        except Exception as err:
-            raise self._error(plan, msg.topic, err) from err
-        self.messages += 1
-
-    def _keep(self, session: str, fut: Awaitable[Any]) -> None:
-        waiting = self.pending.setdefault(session, [])
-        waiting.append(fut)
-        if len(waiting) >= _PRUNE_AT:
-            self.pending[session] = [f for f in waiting if not _done(f)]
-
-    async def _delivered(self, plan: NightPlan) -> None:
-        waiting = self.pending.pop(plan.night.session_id, [])
-        try:
-            await asyncio.gather(*waiting)
-        except Exception as err:
-            raise self._error(plan, "samples", err) from err
-
-
-def _done(fut: Awaitable[Any]) -> bool:
-    """True for a finished send; raises its error if it failed."""
-    if isinstance(fut, asyncio.Future) and fut.done():
-        fut.result()
-        return True
-    return False
+    def acked(self, rows: Sequence[Stored]) -> None:
+        chunks = sum(1 for s in rows if not s.row.barrier)
+        self.chunks += chunks
+        self.bar.advance(self.chunks_task, chunks)
+        for stored in rows:
+            if stored.row.barrier:
+                self.events[stored.row.session_id] += 1
+                if self.events[stored.row.session_id] == 2:  # its start, then its end
+                    self.bar.advance(self.nights_task)
 
 
 def _timed(index: int, plan: NightPlan) -> Iterator[tuple[float, int, int, NightPlan,
@@ -186,17 +137,38 @@ def _timed(index: int, plan: NightPlan) -> Iterator[tuple[float, int, int, Night
         yield msg.send_s, index, n, plan, msg
 
 
-async def _send_merged(sender: _Sender, plans: Sequence[NightPlan], speed: float | None) -> None:
-    """Send the plans' messages merged by send time, paced by the wall clock if ``speed``."""
+async def _room(outbox: MemoryOutbox, drain: asyncio.Task[None]) -> None:
+    """Wait until the outbox has room; raise the sender's error if it stopped."""
+    room = asyncio.ensure_future(outbox.room(QUEUE_ROWS))
+    try:
+        await asyncio.wait({room, drain}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        room.cancel()
+    if drain.done():
+        drain.result()
+
+
+async def _send_merged(outbox: MemoryOutbox, topics: Topics, plans: Sequence[NightPlan],
+                       speed: float | None, drain: asyncio.Task[None]) -> None:
+    """Hand the plans' messages to the outbox merged by send time, paced if ``speed``."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
+    senders = [SessionSender(plan.info, outbox, topics) for plan in plans]
     streams = [_timed(i, plan) for i, plan in enumerate(plans)]
-    for send_s, _, _, plan, msg in heapq.merge(*streams, key=lambda e: e[:3]):
+    for send_s, index, _, _, msg in heapq.merge(*streams, key=lambda e: e[:3]):
         if speed is not None:
             delay = t0 + send_s / speed - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        await sender.send(plan, msg)
+        if outbox.rows >= QUEUE_ROWS:
+            await _room(outbox, drain)
+        sender, payload = senders[index], msg.payload
+        if isinstance(payload, SampleChunk):
+            sender.put([payload])
+        elif payload.event == "start":
+            sender.start()
+        else:
+            sender.end(payload.t_utc)
 
 
 def _check_speed(speed: float | None) -> None:
@@ -207,22 +179,14 @@ def _check_speed(speed: float | None) -> None:
         raise ValueError(msg)
 
 
-async def _kafka_producer(settings: StreamSettings, stack: AsyncExitStack) -> ReplayProducer:
-    """Start an idempotent aiokafka producer, stopped when ``stack`` closes."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, enable_idempotence=True,
-                                acks="all", linger_ms=LINGER_MS,
-                                **settings.kafka_client_options())
+async def _first_producer(factory: ProducerFactory, settings: StreamSettings) -> Producer:
+    """A started producer; a replay that cannot reach the broker at all fails at once."""
     try:
-        await producer.start()
+        return await factory()
     except Exception as err:
-        await producer.stop()
         msg = (f"cannot start a Kafka producer for {settings.bootstrap}: {err}. Start the "
                "broker or point SLEEPSTREAM_BROKER at it.")
         raise ReplayError(msg) from err
-    stack.push_async_callback(producer.stop)
-    return producer
 
 
 async def replay(
@@ -235,13 +199,16 @@ async def replay(
     live: bool | None = None,
     parallel: bool = True,
     progress: bool = True,
-    producer: ReplayProducer | None = None,
+    producer_factory: ProducerFactory | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
 ) -> ReplayReport:
     """Publish nights on the ``sessions`` and ``samples`` topics as live devices would.
 
     Each night's session start is sent and acknowledged before its first chunk, and its
     end is sent once all its chunks are acknowledged. Message keys are the subject ids.
+    The messages go through an in-memory outbox (:class:`~ingestors.base.MemoryOutbox`)
+    and its sender: while the broker is unreachable the replay waits (reading at most
+    :data:`QUEUE_ROWS` messages ahead) and sends everything in order once it is back.
 
     Parameters
     ----------
@@ -263,9 +230,9 @@ async def replay(
         (with ``anchor="now"`` each starts when its turn comes).
     progress : bool
         Show a progress bar (chunks sent, nights finished).
-    producer : ReplayProducer, optional
-        A started producer to use (and leave running); default a new idempotent
-        ``AIOKafkaProducer`` (``acks="all"``) on ``settings.bootstrap``, stopped at the end.
+    producer_factory : ProducerFactory, optional
+        Makes and starts a producer (again after each failure); default idempotent
+        ``AIOKafkaProducer`` s (``acks="all"``) on ``settings.bootstrap``.
     max_samples : int
         Most samples per chunk.
 
@@ -276,7 +243,8 @@ async def replay(
     Raises
     ------
     ReplayError
-        If the broker cannot be reached or a send fails (naming subject, session, topic).
+        If the broker cannot be reached at the start, or a send fails in a way no retry
+        mends (naming subject, session and topic).
     ValueError
         For a bad ``speed``, ``anchor``, ``spans`` or ``max_samples``.
     """
@@ -288,21 +256,32 @@ async def replay(
                                "live": live, "max_samples": max_samples}
     plans = [plan_night(night, now=now, **options) for night in nights]
     started = time.perf_counter()
-    async with AsyncExitStack() as stack:
-        if producer is None:
-            producer = await _kafka_producer(settings, stack)
-        bar = stack.enter_context(Progress(disable=not progress, transient=False))
-        tasks = (bar.add_task("chunks", total=sum(p.n_chunks for p in plans)),
-                 bar.add_task("nights", total=len(plans)))
-        sender = _Sender(producer, settings, bar, tasks)
-        groups = [plans] if parallel else [[p] for p in plans]
-        for group in groups:
-            if not parallel and anchor == "now":
-                group = [plan_night(group[0].night, now=datetime.now(UTC), **options)]
-            await _send_merged(sender, group, speed)
-        await producer.flush()
+    factory = producer_factory if producer_factory is not None else \
+        _kafka_factory(settings)
+    first = await _first_producer(factory, settings)
+    outbox, topics = MemoryOutbox(), Topics.of(settings)
+    with Progress(disable=not progress, transient=False) as bar:
+        shown = _Progress(bar, plans)
+        sender = OutboxSender(outbox, factory, label="replay", window=settings.send_window,
+                              timeout_s=settings.send_timeout_s,
+                              retry_max_s=settings.send_retry_max_s, producer=first,
+                              on_acked=shown.acked)
+        drain = asyncio.create_task(sender.run())
+        try:
+            groups = [plans] if parallel else [[p] for p in plans]
+            for group in groups:
+                if not parallel and anchor == "now":
+                    group = [plan_night(group[0].night, now=datetime.now(UTC), **options)]
+                await _send_merged(outbox, topics, group, speed, drain)
+            outbox.seal()
+            await drain
+        except SendError as err:
+            raise ReplayError(str(err)) from err
+        finally:
+            drain.cancel()
+            await asyncio.wait({drain})
     return ReplayReport(
-        len(plans), sender.chunks, sum(p.n_samples for p in plans), sender.messages,
+        len(plans), shown.chunks, sum(p.n_samples for p in plans), sender.status.acked,
         sum(p.end_s for p in plans), time.perf_counter() - started,
         tuple(n.session_id for n in nights),
     )
@@ -322,8 +301,8 @@ def run_replay(
 ) -> ReplayReport:
     """Run :func:`replay` to completion in a new event loop (for scripts and the CLI).
 
-    The arguments are those of :func:`replay`, less ``producer`` (a producer is bound to
-    the event loop it was started in, so this one makes its own).
+    The arguments are those of :func:`replay`, less ``producer_factory`` (a producer is
+    bound to the event loop it was started in, so this one makes its own).
     """
     return asyncio.run(replay(
         nights, settings, speed=speed, anchor=anchor, spans=spans, live=live,

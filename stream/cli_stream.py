@@ -56,10 +56,35 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _settings(broker: str | None) -> StreamSettings:
+def _settings(broker: str | None, **overrides: object) -> StreamSettings:
+    """The environment's settings with the options given on the command line."""
     from stream.settings import StreamSettings
 
-    return StreamSettings(broker=broker) if broker else StreamSettings()
+    given = {k: v for k, v in {"broker": broker or None, **overrides}.items() if v is not None}
+    return StreamSettings(**given)  # type: ignore[arg-type]
+
+
+#: Options of the live ingestors' spool (see README, "Broker outages").
+SpoolDir = Annotated[Path | None, typer.Option(
+    help="Folder of the spools: one SQLite file per session holding what the broker has not "
+    "acknowledged yet (default: SLEEPSTREAM_SPOOL_DIR, else "
+    "$XDG_STATE_HOME/sleepstream/spool or ~/.local/state/sleepstream/spool). Spools left "
+    "there by earlier runs are sent too.")]
+SpoolMaxMb = Annotated[float | None, typer.Option(
+    help="Most MB one session's spool holds while the broker is unreachable before the "
+    "ingestor stops (default: SLEEPSTREAM_SPOOL_MAX_MB, 256 = 24 h of 32-Hz "
+    "acceleration).")]
+
+
+def _quiet_kafka_client() -> None:
+    """Keep aiokafka's per-retry connection errors off the terminal during an outage.
+
+    The status line shows the broker state and backlog, and the ingestor logs the outage
+    once; aiokafka would log every reconnection attempt (about ten a second).
+    """
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def replay_cmd(
@@ -72,13 +97,19 @@ def replay_cmd(
     broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
                                                "SLEEPSTREAM_BROKER).")] = None,
 ) -> None:
-    """Replay a dataset onto the broker, one session per night, all nights in parallel."""
+    """Replay a dataset onto the broker, one session per night, all nights in parallel.
+
+    While the broker is unreachable the replay waits and then sends on in order; it keeps
+    what waits in memory (no spool: the dataset is the durable copy, so an interrupted
+    replay is simply run again, and the worker drops what it already had).
+    """
     from ingestors.errors import DataFormatError
     from ingestors.replay import ReplayError, run_replay
 
     if anchor not in ("now", "original"):
         msg = "--anchor must be 'now' or 'original'"
         raise typer.BadParameter(msg)
+    _quiet_kafka_client()
     try:
         nights = _nights(dataset, path, subjects)
         report = run_replay(nights, _settings(broker), speed=_speed(speed),
@@ -100,23 +131,32 @@ def ble_cmd(
                                         "seconds.")] = 5.0,
     broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
                                                "SLEEPSTREAM_BROKER).")] = None,
+    spool_dir: SpoolDir = None,
+    spool_max_mb: SpoolMaxMb = None,
 ) -> None:
     """Stream a BLE heart-rate strap or watch (Heart Rate Service 0x180D) live until Ctrl-C.
 
     With RR intervals the session is staged by the cardio models, else by the wearable
-    models from heart rate. A dropped link is re-established; Ctrl-C ends the session.
+    models from heart rate. A dropped link is re-established. Chunks are spooled on disk
+    before they are sent: while the broker is unreachable the strap is read on and the
+    backlog is sent once it is back; run the same --session again after a crash and the
+    session resumes. Ctrl-C ends the session and waits for the broker; a second Ctrl-C
+    leaves the rest in the spool.
     """
     from datetime import UTC, datetime
 
+    from ingestors._signals import Abandoned
+    from ingestors.base import SendError, SpoolError
     from ingestors.ble import BleakLink, BleError, run_ble
-    from ingestors.replay import ReplayError
 
     session_id = session or f"ble-{subject}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     typer.echo(f"session {session_id}: connecting to {address} (Ctrl-C ends the session)")
+    _quiet_kafka_client()
     try:
-        report = run_ble(BleakLink(address), subject, session_id, _settings(broker),
+        settings = _settings(broker, spool_dir=spool_dir, spool_max_mb=spool_max_mb)
+        report = run_ble(BleakLink(address), subject, session_id, settings,
                          time_zone=timezone, span_s=span)
-    except (BleError, ReplayError, ValueError, ImportError) as err:
+    except (BleError, SendError, SpoolError, Abandoned, ValueError, ImportError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())
 
@@ -142,27 +182,35 @@ def edf_live_cmd(
                                               "current).")] = None,
     broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
                                                "SLEEPSTREAM_BROKER).")] = None,
+    spool_dir: SpoolDir = None,
+    spool_max_mb: SpoolMaxMb = None,
 ) -> None:
     """Stream an EDF/EDF+ file that is still being recorded, as a live session.
 
     Reads each data record once it is complete. An ECG channel gives RR intervals (cardio
     models); heart rate and/or acceleration give a wearable session. Without --ecg, --hr
-    or --acc the channels are recognised by label. The session ends when the file stops
-    growing for --idle seconds, or on Ctrl-C.
+    or --acc the channels are recognised by label. Chunks are spooled on disk before they
+    are sent: while the broker is unreachable the file is followed on and the backlog is
+    sent once it is back; run the same --session again after a crash and the session
+    resumes where the spool says. The session ends when the file stops growing for --idle
+    seconds, or on Ctrl-C (a second Ctrl-C stops waiting for the broker).
     """
     from datetime import UTC, datetime
 
-    from ingestors.live_edf import EdfLiveError, run_edf_live
-    from ingestors.replay import ReplayError
+    from ingestors._signals import Abandoned
+    from ingestors.base import SendError, SpoolError
+    from ingestors.live_edf import run_edf_live
 
     axes = [a.strip() for a in acc.split(",")] if acc else None
     session_id = session or f"edf-{subject}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     typer.echo(f"session {session_id}: following {path} (Ctrl-C ends the session)")
+    _quiet_kafka_client()
     try:
-        report = run_edf_live(path, subject, session_id, _settings(broker),
+        settings = _settings(broker, spool_dir=spool_dir, spool_max_mb=spool_max_mb)
+        report = run_edf_live(path, subject, session_id, settings,
                               time_zone=timezone, hr=hr, ecg=ecg, acc=axes, poll_s=poll,
                               idle_s=idle, live=live)
-    except (EdfLiveError, ReplayError, ValueError, FileNotFoundError) as err:
+    except (SendError, SpoolError, Abandoned, ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())
 

@@ -5,6 +5,7 @@ One class per concern, each with its own environment prefix under ``SLEEPSTREAM_
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -220,9 +221,34 @@ class StreamSettings(BaseSettings):
         default=True,
         description="Check that a broker's certificate names the host connected to. The "
         "certificate chain is checked either way.")
+    # -- the ingestors' outbox (ingestors/base): what waits for the broker's acknowledgement
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Folder of the live ingestors' spools, one SQLite file per session "
+        "holding what the broker has not acknowledged yet (kept across broker outages and "
+        "ingestor restarts). None: $XDG_STATE_HOME/sleepstream/spool, else "
+        "~/.local/state/sleepstream/spool.")
+    spool_max_mb: float = Field(
+        default=256.0, gt=0,
+        description="Most MB of messages one session's spool holds before the ingestor stops "
+        "with an error. The default holds 24 h of the largest live session: 3-axis "
+        "acceleration at 32 Hz as JSON is about 72 bytes per sample, 32 * 86,400 * 72 B = "
+        "199 MB, plus heart rate (about 6 MB a day), plus a quarter for longer numbers.")
+    send_window: int = Field(
+        default=500, ge=1, le=100_000,
+        description="Most messages an ingestor has sent and not yet seen acknowledged.")
+    send_timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="Messages in flight and no acknowledgement for this long: the producer "
+        "is replaced and the oldest unacknowledged message sent again.")
+    send_retry_max_s: float = Field(
+        default=4.0, gt=0, le=60.0,
+        description="Longest wait in s between attempts to reach an unreachable broker "
+        "(doubling from 0.25 s): after the broker returns, the backlog flows within about "
+        "this long, well within the worker's grace_s.")
 
     @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile",
-                     "kafka_ssl_certfile", "kafka_ssl_keyfile", mode="before")
+                     "kafka_ssl_certfile", "kafka_ssl_keyfile", "spool_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # compose passes unset variables as "" (${VAR:-}); Path("") would be "."
@@ -275,6 +301,14 @@ class StreamSettings(BaseSettings):
     def _env(cls, name: str) -> str:
         """The environment variable of field ``name``."""
         return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+
+    def spool_folder(self) -> Path:
+        """The live ingestors' spool folder (``spool_dir``, or the user's state folder)."""
+        if self.spool_dir is not None:
+            return self.spool_dir.expanduser()
+        state = os.environ.get("XDG_STATE_HOME")
+        base = Path(state) if state else Path.home() / ".local" / "state"
+        return base / "sleepstream" / "spool"
 
     def topic(self, name: str) -> str:
         """Full name of topic ``name`` (``sessions``, ``samples``, ``stages``, ...)."""

@@ -1,21 +1,30 @@
 """A Bluetooth LE heart-rate strap or watch published on Kafka as a live session.
 
-:func:`ingest_ble` connects to the device through bleak (:class:`BleakLink`), subscribes to
-the Heart Rate Measurement characteristic (0x2A37) and sends what it receives exactly as
-the replay ingestor sends a recorded night (:mod:`ingestors.replay`): a session start on
-the ``sessions`` topic, the samples in chunks on the ``samples`` topic (``t0_utc`` = the
-session start, ``offsets_s`` = sample times, source ``<session_id>-<modality>``, ``seq``
-from 0 per source) and, when the user stops, a session end carrying the last ``seq`` of
-every source. Message keys are the subject id.
+:func:`ingest_ble` connects to the device through bleak (:class:`~ingestors.ble.link.BleakLink`),
+subscribes to the Heart Rate Measurement characteristic (0x2A37) and sends what it
+receives through the ingestor base (:mod:`ingestors.base`), as the replay sends a recorded
+night: a session start on the ``sessions`` topic, the samples in chunks on the ``samples``
+topic (``t0_utc`` = the session start, ``offsets_s`` = sample times, source
+``<session_id>-<modality>``, ``seq`` from 0 per source) and, when the user stops, a session
+end carrying the last ``seq`` of every source. Message keys are the subject id.
 
 * **Which family.** The first usable notification decides: RR intervals present (flag
   bit 4) -> ``cardio`` with modality ``rr``; else ``wearable`` with ``heart_rate``. The
-  session start is sent then. The worker rejects modalities a family does not take, so a
-  cardio session sends no heart rate and a wearable one no RR intervals (both counted).
+  session start is spooled then. The worker rejects modalities a family does not take, so
+  a cardio session sends no heart rate and a wearable one no RR intervals (both counted).
 * **Times.** Heart rate is stamped with the notification's receive time; each RR interval
   with the beat that ends it, found from the receive time going backwards through the
   notification's intervals (:func:`~ingestors.ble.measurement.beat_times`), never before
   the previous beat.
+* **Chunks.** The samples are cut on the replay's grid (``span_s`` seconds from the
+  session start): a cell becomes a chunk once the clock has passed its end (for RR
+  intervals :data:`RR_HOLD_S` later, as a notification's beats lie before its receive
+  time).
+* **Broker outages and restarts.** Chunks go to the session's spool before they are sent,
+  so a failed send never ends the session: the strap is read on while the broker is
+  unreachable, the status line shows the backlog, and it is sent in order once the broker
+  is back. Started again with the same subject and session (after a crash), the ingestor
+  resumes the spooled session: same start, ``seq`` numbering on.
 * **Nothing made up.** A dropped link is re-established with doubling back-off; whatever
   the device measured meanwhile is missing from the stream (a gap), not filled in.
   Notifications without sensor contact (flag bits 1-2) are dropped. Values are sent as
@@ -31,34 +40,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
+import numpy as np
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from ingestors._replay_plan import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS
 from ingestors._signals import run_until_signal
-from ingestors.ble.measurement import (
-    HEART_RATE_MEASUREMENT_UUID,
-    HeartRateMeasurement,
-    beat_times,
-    parse_measurement,
+from ingestors.base import (
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_SPANS,
+    LiveOutlet,
+    LiveSession,
+    ProducerFactory,
+    SendStatus,
+    SessionInfo,
+    SessionSender,
+    live_outlet,
 )
-from ingestors.replay import ReplayProducer, _kafka_producer
-from stream.schemas.samples import UNITS, SampleChunk
+from ingestors.base.grid import check_span
+from ingestors.ble.link import BleakLink, BleError, HeartRateLink, connection_loop
+from ingestors.ble.measurement import HeartRateMeasurement, beat_times, parse_measurement
 from stream.schemas.session import Modality, SessionEvent
 from stream.settings import StreamSettings
 
-if TYPE_CHECKING:
-    from bleak.backends.client import BaseBleakClient
-
-__all__ = ["BleError", "BleReport", "BleStatus", "BleakLink", "HeartRateLink", "ingest_ble",
-           "run_ble"]
+__all__ = ["RR_HOLD_S", "BleError", "BleReport", "BleStatus", "BleakLink", "HeartRateLink",
+           "ingest_ble", "run_ble"]
 
 log = logging.getLogger(__name__)
 
@@ -66,73 +78,9 @@ Family = Literal["wearable", "cardio"]
 #: What each family's session announces and sends.
 _FAMILY_MODALITY: Final[dict[str, Modality]] = {"wearable": "heart_rate", "cardio": "rr"}
 DEFAULT_DEVICE: Final = "BLE heart-rate sensor"
-
-
-class BleError(RuntimeError):
-    """The device cannot serve heart rate, or sending to Kafka failed (names what and where)."""
-
-
-class HeartRateLink(Protocol):
-    """What :func:`ingest_ble` needs of a device connection (see :class:`BleakLink`)."""
-
-    @property
-    def address(self) -> str:
-        """The device's address (for messages)."""
-
-    def subscribe(self, on_value: Callable[[bytes], None],
-                  on_lost: Callable[[], None]) -> contextlib.AbstractAsyncContextManager[None]:
-        """Connect and deliver every 0x2A37 value to ``on_value`` until the context exits.
-
-        ``on_lost`` is called when the device drops the link. Entering raises on a failed
-        connection (retried by the caller) or :class:`BleError` for a device without the
-        characteristic (not retried).
-        """
-
-
-@dataclass(frozen=True)
-class BleakLink:
-    """A device reached through bleak's ``BleakClient``.
-
-    Parameters
-    ----------
-    address : str
-        Bluetooth address (``AA:BB:CC:DD:EE:FF``; a UUID on macOS).
-    backend : type, optional
-        A ``bleak.backends.client.BaseBleakClient`` subclass; default bleak's platform
-        backend (BlueZ, CoreBluetooth, WinRT, Android).
-    options : mapping, optional
-        More keyword arguments of ``BleakClient`` (and so of the backend).
-    timeout_s : float
-        Connection and service discovery time limit.
-    """
-
-    address: str
-    backend: type[BaseBleakClient] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    timeout_s: float = 20.0
-
-    @asynccontextmanager
-    async def subscribe(self, on_value: Callable[[bytes], None],
-                        on_lost: Callable[[], None]) -> AsyncIterator[None]:
-        """Connect, check for 0x2A37 and subscribe; stop and disconnect on exit."""
-        from bleak import BleakClient
-
-        client = BleakClient(self.address, lambda _client: on_lost(), backend=self.backend,
-                             timeout=self.timeout_s, **self.options)
-        async with client:
-            if client.services.get_characteristic(HEART_RATE_MEASUREMENT_UUID) is None:
-                offered = ", ".join(s.uuid for s in client.services) or "none"
-                msg = (f"BLE device {self.address} has no Heart Rate Measurement "
-                       f"characteristic (0x2A37 of service 0x180D); its services: {offered}")
-                raise BleError(msg)
-            await client.start_notify(HEART_RATE_MEASUREMENT_UUID,
-                                      lambda _char, data: on_value(bytes(data)))
-            try:
-                yield
-            finally:
-                if client.is_connected:
-                    with contextlib.suppress(Exception):
-                        await client.stop_notify(HEART_RATE_MEASUREMENT_UUID)
+#: RR cells are cut this long after their end: a notification places its beats up to the
+#: sum of its intervals before its receive time (one to three beats, 1-3 s).
+RR_HOLD_S: Final = 3.0
 
 
 @dataclass
@@ -154,7 +102,7 @@ class BleStatus:
     family : str or None
         The session's family once the first usable notification decided it.
     samples, chunks : int
-        Samples and chunks sent.
+        Samples and chunks spooled for sending.
     last_error : str
         The last connection error.
     """
@@ -172,17 +120,17 @@ class BleStatus:
     chunks: int = 0
     last_error: str = ""
 
-    def line(self) -> Text:
-        """One status line for the terminal."""
+    def line(self, outlet: str = "") -> Text:
+        """One status line for the terminal; ``outlet`` is the broker state and backlog."""
         state = ("[green]connected" if self.connected else "[yellow]connecting")
         hr = "-" if self.last_hr is None else f"{self.last_hr} bpm"
         text = (f"{state}[/] | {self.family or 'family pending'} | notifications "
-                f"{self.notifications} | last HR {hr} | chunks sent {self.chunks} "
+                f"{self.notifications} | last HR {hr} | chunks {self.chunks} "
                 f"({self.samples} samples) | malformed {self.malformed} | no contact "
                 f"{self.no_contact} | links {self.connections}")
         if self.last_error and not self.connected:
             text += f" | last error: {escape(self.last_error)}"
-        return Text.from_markup(text)
+        return Text.from_markup(f"{text} | {outlet}" if outlet else text)
 
 
 @dataclass(frozen=True)
@@ -202,6 +150,8 @@ class BleReport:
         The session end's last ``seq`` per source.
     duration_s : float
         Session length in s.
+    send : SendStatus
+        What the sender did (acknowledged, re-sent, failures, largest backlog).
     """
 
     subject_id: str
@@ -210,6 +160,7 @@ class BleReport:
     status: BleStatus
     final_seq: dict[str, int]
     duration_s: float
+    send: SendStatus
 
     def summary(self) -> str:
         """One line for a terminal."""
@@ -224,32 +175,30 @@ class BleReport:
                 f"{s.connections} links")
 
 
-class _Session:
-    """The state of one running session: buffers, sequence numbers, sends."""
+class _Strap:
+    """Notifications -> samples of the session, which opens once the family is known."""
 
-    def __init__(self, subject_id: str, session_id: str, time_zone: str, device: str,
-                 settings: StreamSettings, producer: ReplayProducer, max_samples: int,
-                 start: datetime, clock: Callable[[], float]) -> None:
-        self.subject_id, self.session_id = subject_id, session_id
-        self.time_zone, self.device = time_zone, device
-        self.producer, self.max_samples = producer, max_samples
-        self.topics = {name: settings.topic(name) for name in ("sessions", "samples")}
-        self.start, self.clock = start, clock
+    def __init__(self, identify: Callable[[Family], SessionInfo], outlet: LiveOutlet,
+                 clock: Callable[[], float], span_s: float, max_samples: int) -> None:
+        self.identify, self.outlet, self.clock = identify, outlet, clock
+        self.span_s, self.max_samples = span_s, max_samples
+        self.session_id = str(outlet.spool.meta().get("session_id"))
         self.status = BleStatus()
-        self.pending: list[tuple[float, float]] = []  # (time, value) not yet sent
+        self.session: LiveSession | None = None
         self.last_beat_s: float | None = None
-        self.next_seq = 0
-        self.started = False
+        if outlet.resumed is not None:  # the family was decided in the earlier run
+            self._open(outlet.resumed.family)
+            self.last_beat_s = SessionSender.progress(outlet.spool).get("last_beat_s")
 
     @property
     def modality(self) -> Modality | None:
-        fam = self.status.family
-        return None if fam is None else _FAMILY_MODALITY[fam]
+        return None if self.session is None else self.session.info.modalities[0]
 
-    @property
-    def source_id(self) -> str:
-        """Source id of the session's stream, ``<session_id>-<modality>`` as in the replay."""
-        return f"{self.session_id}-{self.modality}"
+    def _open(self, family: Family) -> None:
+        info = self.identify(family)
+        self.status.family = family
+        self.session = LiveSession(self.outlet.session_sender(info),
+                                   {info.modalities[0]: self.span_s}, self.max_samples)
 
     def on_value(self, data: bytes) -> None:
         """Take one notification (called by the link, in the event loop)."""
@@ -266,119 +215,91 @@ class _Session:
             self.status.no_contact += 1
             return
         self.status.last_hr = m.heart_rate
-        if self.status.family is None:
-            self.status.family = "cardio" if m.rr_present else "wearable"
+        if self.session is None:
+            self._open("cardio" if m.rr_present else "wearable")
             log.info("BLE session %s: %s, so the session is %s", self.session_id,
                      "RR intervals present" if m.rr_present else "no RR intervals",
                      self.status.family)
-        self._buffer(received_s, m)
+        self._add(received_s, m)
 
-    def _buffer(self, received_s: float, m: HeartRateMeasurement) -> None:
-        if self.status.family == "cardio":
+    def _add(self, received_s: float, m: HeartRateMeasurement) -> None:
+        assert self.session is not None
+        if self.modality == "rr":
             times = beat_times(received_s, m.rr_s, self.last_beat_s)
-            self.pending.extend(zip(times, m.rr_s, strict=True))
+            self.session.add("rr", np.array(times), np.array(m.rr_s))
             if times:
                 self.last_beat_s = times[-1]
             self.status.not_sent += 1  # its heart rate
         else:
-            self.pending.append((received_s, float(m.heart_rate)))
+            self.session.add("heart_rate", np.array([received_s]),
+                             np.array([float(m.heart_rate)]))
             self.status.not_sent += len(m.rr_ticks)
 
-    def _event(self, kind: Literal["start", "end"], when: datetime,
-               final_seq: dict[str, int]) -> SessionEvent:
-        modality = self.modality
-        assert self.status.family is not None and modality is not None
-        return SessionEvent(
-            event=kind, subject_id=self.subject_id, session_id=self.session_id,
-            device=self.device, family=self.status.family, modalities=(modality,),
-            time_zone=self.time_zone, t_utc=when, start_is_nominal=False, live=True,
-            final_seq=final_seq,
-        )
+    def advance(self) -> None:
+        """Spool the cells the clock has passed."""
+        if self.session is not None and self.modality is not None:
+            now = self.clock()
+            watermark = now - RR_HOLD_S if self.modality == "rr" else now
+            self.session.advance({self.modality: watermark}, self._progress())
+            self._count()
 
-    async def _send(self, topic: str, payload: SessionEvent | SampleChunk) -> None:
-        try:
-            await self.producer.send_and_wait(self.topics[topic],
-                                              value=payload.model_dump_json().encode(),
-                                              key=self.subject_id.encode())
-        except Exception as err:
-            msg = (f"BLE session of subject {self.subject_id!r} (session {self.session_id}) "
-                   f"failed on topic {self.topics[topic]!r}: {type(err).__name__}: {err}")
-            raise BleError(msg) from err
-
-    async def flush(self) -> None:
-        """Send the session start once the family is known, then the buffered samples."""
-        modality = self.modality
-        if modality is None:
-            return
-        if not self.started:
-            await self._send("sessions", self._event("start", self.start, {}))
-            self.started = True
-        batch, self.pending = self.pending, []
-        for i0 in range(0, len(batch), self.max_samples):
-            part = batch[i0:i0 + self.max_samples]
-            chunk = SampleChunk(
-                subject_id=self.subject_id, session_id=self.session_id,
-                source_id=self.source_id, seq=self.next_seq, modality=modality,
-                unit=UNITS[modality], t0_utc=self.start,
-                offsets_s=tuple(t for t, _ in part), values=tuple(v for _, v in part),
-            )
-            await self._send("samples", chunk)
-            self.next_seq += 1
-            self.status.chunks += 1
-            self.status.samples += len(part)
-
-    async def end(self) -> dict[str, int]:
-        """Send the session end with the last seq of the source (if the session started)."""
-        if not self.started:
+    def end(self) -> dict[str, int]:
+        """Spool what is pending and the session end (if the session started)."""
+        if self.session is None:
             return {}
-        final = {self.source_id: self.next_seq - 1} if self.next_seq else {}
-        when = self.start + timedelta(seconds=max(self.clock(), 0.0))
-        await self._send("sessions", self._event("end", when, final))
+        when = self.session.info.start + timedelta(seconds=max(self.clock(), 0.0))
+        final = self.session.finish(when, self._progress())
+        self._count()
         return final
 
+    def _progress(self) -> dict[str, Any]:
+        return {"last_beat_s": self.last_beat_s}
 
-async def _connection_loop(link: HeartRateLink, session: _Session, stop: asyncio.Event,
-                           min_backoff_s: float, max_backoff_s: float) -> None:
-    """Keep the link up until ``stop``: reconnect with doubling back-off after a drop."""
-    backoff = min_backoff_s
-    status = session.status
-    while not stop.is_set():
-        lost = asyncio.Event()
-        try:
-            async with link.subscribe(session.on_value, lost.set):
-                status.connected = True
-                status.connections += 1
-                backoff = min_backoff_s
-                log.info("BLE %s: connected, notifications on", link.address)
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
-                if lost.is_set():
-                    log.warning("BLE %s: link lost; reconnecting (samples until then are "
-                                "missing from the stream)", link.address)
-        except (BleError, ImportError):  # no heart rate service, or no bleak: not retried
-            raise
-        except Exception as err:
-            status.reconnect_attempts += 1
-            status.last_error = f"{type(err).__name__}: {err}"
-            log.warning("BLE %s: connection failed (%s); next try in %.1f s", link.address,
-                        status.last_error, backoff)
-        finally:
-            status.connected = False
-        if stop.is_set():
-            break
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), backoff)
-        backoff = min(backoff * 2.0, max_backoff_s)
+    def _count(self) -> None:
+        assert self.session is not None
+        self.status.chunks = self.session.sender.chunks
+        self.status.samples = self.session.sender.samples
 
 
-def _check(subject_id: str, session_id: str, time_zone: str, device: str) -> None:
-    """Refuse ids and time zones the session messages would refuse, before connecting."""
+def _check(subject_id: str, session_id: str, time_zone: str, device: str,
+           values: dict[str, float]) -> None:
+    """Refuse ids, time zones and options the session would refuse, before connecting."""
     SessionEvent(event="end", subject_id=subject_id, session_id=session_id, device=device,
                  time_zone=time_zone, t_utc=datetime.now(UTC))
+    for name, value in values.items():
+        check_span(name, value)
+
+
+async def _run(link: HeartRateLink, strap: _Strap, stop: asyncio.Event, tick_s: float,
+               backoff: tuple[float, float], show: Callable[[], None]) -> None:
+    """Read the device and spool its samples until ``stop``."""
+    connection = asyncio.create_task(
+        connection_loop(link, strap.status, strap.on_value, stop, *backoff))
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        while not stopped.done() and not connection.done():
+            await asyncio.wait({stopped, connection}, timeout=tick_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            strap.advance()
+            strap.outlet.check()
+            show()
+        stop.set()
+        await connection  # raises BleError for a device without heart rate
+    finally:
+        stop.set()
+        stopped.cancel()
+        if not connection.done():
+            with contextlib.suppress(Exception):
+                await connection
+
+
+async def _finish(outlet: LiveOutlet, show: Callable[[], None]) -> None:
+    """Wait until the broker has everything, showing the backlog meanwhile."""
+    finishing = asyncio.ensure_future(outlet.finish())
+    while not finishing.done():
+        await asyncio.wait({finishing}, timeout=0.25)
+        show()
+    finishing.result()
 
 
 async def ingest_ble(
@@ -394,7 +315,7 @@ async def ingest_ble(
     min_backoff_s: float = 1.0,
     max_backoff_s: float = 30.0,
     progress: bool = True,
-    producer: ReplayProducer | None = None,
+    producer_factory: ProducerFactory | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
 ) -> BleReport:
     """Stream one BLE heart-rate device as a live session until ``stop`` is set.
@@ -406,7 +327,8 @@ async def ingest_ble(
     subject_id, session_id : str
         Message key and session (:data:`stream.schemas.base.ID_PATTERN`).
     settings : StreamSettings, optional
-        Broker, topic names and Kafka security; default read from the environment.
+        Broker, topic names, Kafka security, spool folder and bound; default read from the
+        environment.
     stop : asyncio.Event
         Set it to end the session (the CLI sets it on SIGINT/SIGTERM).
     time_zone : str
@@ -414,15 +336,14 @@ async def ingest_ble(
     device : str
         The session's ``device`` text.
     span_s : float
-        Buffered samples are sent every this many seconds (keep it below the worker's
-        grace period).
+        Grid span of the chunks in s (keep it below the worker's grace period).
     min_backoff_s, max_backoff_s : float
-        First and largest wait between reconnection attempts (doubling).
+        First and largest wait between reconnection attempts to the device (doubling).
     progress : bool
-        Show a status line (connection, notifications, last heart rate, chunks sent).
-    producer : ReplayProducer, optional
-        A started producer to use (and leave running); default a new idempotent
-        ``AIOKafkaProducer`` made as the replay makes it.
+        Show a status line (connection, notifications, last heart rate, chunks, broker,
+        backlog).
+    producer_factory : ProducerFactory, optional
+        Makes started producers; default idempotent ``AIOKafkaProducer`` s of ``settings``.
     max_samples : int
         Most samples per chunk.
 
@@ -433,64 +354,57 @@ async def ingest_ble(
     Raises
     ------
     BleError
-        If the device has no heart rate measurement characteristic or a send fails.
-    ReplayError
-        If no producer can be started (the replay's message: start the broker).
+        If the device has no heart rate measurement characteristic.
     ValueError
         For ids, a time zone or a device text the session messages refuse, or a span or
         back-off that is not a positive number.
+    SpoolError
+        If the session's spool is used by another ingestor, damaged, or full.
+    SendError
+        If sending fails in a way no retry mends; what was not sent stays in the spool.
     """
-    _check(subject_id, session_id, time_zone, device)
-    for name, value in (("span_s", span_s), ("min_backoff_s", min_backoff_s),
-                        ("max_backoff_s", max_backoff_s)):
-        if not value > 0:
-            msg = f"`{name}` must be a number of seconds > 0; got {value!r}"
-            raise ValueError(msg)
+    _check(subject_id, session_id, time_zone, device, {
+        "span_s": span_s, "min_backoff_s": min_backoff_s, "max_backoff_s": max_backoff_s})
     settings = settings if settings is not None else StreamSettings()
-    now = datetime.now(UTC)
-    start = now.replace(microsecond=0)  # whole seconds, as the replay's anchor "now"
-    t0 = time.monotonic() - (now - start).total_seconds()
     async with AsyncExitStack() as stack:
-        if producer is None:
-            producer = await _kafka_producer(settings, stack)
-        session = _Session(subject_id, session_id, time_zone, device, settings, producer,
-                           max_samples, start, lambda: time.monotonic() - t0)
-        live = None
-        if progress:
-            live = stack.enter_context(Live(session.status.line(), refresh_per_second=4,
-                                            transient=False, redirect_stderr=False))
-        connection = asyncio.create_task(
-            _connection_loop(link, session, stop, min_backoff_s, max_backoff_s))
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            while not stopped.done() and not connection.done():
-                await asyncio.wait({stopped, connection}, timeout=span_s,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                await session.flush()
-                if live is not None:
-                    live.update(session.status.line())
-            stop.set()
-            await connection  # raises BleError for a device without heart rate
-        finally:
-            stop.set()
-            stopped.cancel()
-            if not connection.done():
-                with contextlib.suppress(Exception):
-                    await connection
-        await session.flush()
-        final = await session.end()
-        await producer.flush()
-        if live is not None:
-            live.update(session.status.line())
-    return BleReport(subject_id, session_id, session.status.family, session.status, final,
-                     session.clock())
+        outlet = await stack.enter_async_context(live_outlet(
+            settings, subject_id, session_id, "BLE session", producer_factory))
+        now = datetime.now(UTC)
+        # whole seconds, as the replay's anchor "now"; a resumed session keeps its start
+        start = outlet.resumed.start if outlet.resumed else now.replace(microsecond=0)
+        t0 = time.monotonic() - (now - start).total_seconds()
+
+        def identify(family: Family) -> SessionInfo:
+            return SessionInfo(subject_id, session_id, device, family,
+                               (_FAMILY_MODALITY[family],), time_zone, start)
+
+        strap = _Strap(identify, outlet, lambda: time.monotonic() - t0, span_s, max_samples)
+        display = None if not progress else stack.enter_context(Live(
+            strap.status.line(outlet.text()), refresh_per_second=4, transient=False,
+            redirect_stderr=False))
+
+        def show() -> None:
+            if display is not None:
+                display.update(strap.status.line(outlet.text()))
+
+        if outlet.ended_before:
+            log.warning("BLE session %s had ended in an earlier run; sending what its spool "
+                        "holds, nothing more is read", session_id)
+        else:
+            await _run(link, strap, stop, min(span_s / 2, 0.5), (min_backoff_s,
+                                                                 max_backoff_s), show)
+        final = strap.end() if not outlet.ended_before else {}
+        await _finish(outlet, show)
+    return BleReport(subject_id, session_id, strap.status.family, strap.status, final,
+                     strap.clock(), outlet.send)
 
 
 def run_ble(link: HeartRateLink, subject_id: str, session_id: str,
             settings: StreamSettings | None = None, **options: Any) -> BleReport:
     """Run :func:`ingest_ble` in a new event loop until SIGINT or SIGTERM (for the CLI).
 
-    The arguments are those of :func:`ingest_ble`, less ``stop`` and ``producer``.
+    The arguments are those of :func:`ingest_ble`, less ``stop``. A second signal stops
+    waiting for the broker; what it has not acknowledged stays in the spool.
     """
     return run_until_signal(lambda stop: ingest_ble(link, subject_id, session_id, settings,
                                                     stop=stop, **options))

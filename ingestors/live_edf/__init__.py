@@ -7,7 +7,6 @@ for the R-peak detector and :mod:`ingestors.live_edf.ingestor` for the session.
 
 from ingestors.live_edf.channels import ChannelPlan, choose_channels
 from ingestors.live_edf.ingestor import (
-    EdfLiveError,
     EdfLiveReport,
     EdfLiveStatus,
     ingest_edf_live,
@@ -17,7 +16,7 @@ from ingestors.live_edf.reader import LIVE_ALIASES, EdfFollower, LiveSignal, Sig
 from ingestors.live_edf.rpeaks import RPeakDetector
 
 __all__ = [
-    "LIVE_ALIASES", "ChannelPlan", "EdfFollower", "EdfLiveError", "EdfLiveReport",
+    "LIVE_ALIASES", "ChannelPlan", "EdfFollower", "EdfLiveReport",
     "EdfLiveStatus", "LiveSignal", "RPeakDetector", "SignalBlock", "choose_channels",
     "ingest_edf_live", "run_edf_live",
 ]

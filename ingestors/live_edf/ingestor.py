@@ -1,11 +1,11 @@
 """A growing EDF/EDF+ file published on Kafka as a live session.
 
 :func:`ingest_edf_live` follows the file (:class:`~ingestors.live_edf.reader.EdfFollower`)
-and sends what it reads exactly as the replay and BLE ingestors send a night: a session
-start on the ``sessions`` topic, the samples in chunks on the ``samples`` topic
-(``t0_utc`` = the session start, ``offsets_s`` = sample times, source
-``<session_id>-<modality>``, ``seq`` from 0 per source) and a session end carrying the last
-``seq`` of every source. Message keys are the subject id.
+and sends what it reads through the ingestor base (:mod:`ingestors.base`), as the replay
+and BLE ingestors send a night: a session start on the ``sessions`` topic, the samples in
+chunks on the ``samples`` topic (``t0_utc`` = the session start, ``offsets_s`` = sample
+times, source ``<session_id>-<modality>``, ``seq`` from 0 per source) and a session end
+carrying the last ``seq`` of every source. Message keys are the subject id.
 
 * **Which channels.** :func:`~ingestors.live_edf.channels.choose_channels`: ECG ->
   ``cardio`` with RR intervals from the causal R-peak detector
@@ -20,14 +20,23 @@ start on the ``sessions`` topic, the samples in chunks on the ``samples`` topic
   that began long before, or a recorder whose clock is off by more than that, would let
   the wall clock close epochs before their samples arrive; such sessions are sent with
   ``live=False`` (epochs close on the samples' own times) unless ``live`` says otherwise.
-* **Chunks.** Each poll sends what the newly complete data records hold, cut on a grid of
-  :data:`~ingestors._replay_plan.DEFAULT_SPANS` seconds of event time (as the replay
-  does) and into at most ``max_samples`` samples.
+* **Chunks.** The streams are cut on the replay's grid
+  (:data:`~ingestors.base.grid.DEFAULT_SPANS` seconds of event time from the session
+  start, at most ``max_samples`` samples per chunk); a cell becomes chunks once the data
+  read are past its end (for RR intervals: once the detector can report no earlier beat).
+  So the chunks and their ``seq`` depend only on the file, not on when it was polled.
+* **Broker outages and restarts.** Chunks go to the session's spool
+  (:func:`~ingestors.base.live.live_outlet`) before they are sent; the file is followed
+  on while the broker is unreachable, and the backlog is sent in order once it is back. A
+  restarted ingestor (same subject and session) resumes the spooled session: it reads the
+  file again from its start, cuts the same chunks, skips those the spool already took and
+  goes on from there.
 * **Nothing made up.** Values are sent as recorded (converted to the modality's unit); a
   gap in the file is a gap in the stream.
 * **The end.** The session ends when the file has not grown for ``idle_s`` seconds, or
   when ``stop`` is set (the CLI sets it on SIGINT/SIGTERM); the records completed by then
-  are sent first. A file that shrinks or is replaced ends the session and raises
+  are sent first, then the ingestor waits until the broker has everything. A file that
+  shrinks or is replaced ends the session and raises
   :class:`~ingestors.errors.DataFormatError`.
 """
 
@@ -38,41 +47,42 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from rich.live import Live
 from rich.text import Text
 
-from ingestors._replay_plan import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS
 from ingestors._signals import run_until_signal
+from ingestors.base import (
+    DEFAULT_MAX_SAMPLES,
+    LiveOutlet,
+    LiveSession,
+    ProducerFactory,
+    SendStatus,
+    SessionInfo,
+    live_outlet,
+)
 from ingestors.edf import as_timezone
 from ingestors.errors import DataFormatError
-from ingestors.live_edf.channels import ChannelPlan, choose_channels
+from ingestors.live_edf.channels import ChannelPlan, Scaled, choose_channels
 from ingestors.live_edf.reader import LIVE_ALIASES, EdfFollower, SignalBlock
 from ingestors.live_edf.rpeaks import RPeakDetector
-from ingestors.replay import ReplayProducer, _kafka_producer
-from stream.schemas.samples import UNITS, SampleChunk
 from stream.schemas.session import Modality, SessionEvent
 from stream.settings import StreamSettings
 
-__all__ = ["EdfLiveError", "EdfLiveReport", "EdfLiveStatus", "ingest_edf_live",
-           "run_edf_live"]
+__all__ = ["EdfLiveReport", "EdfLiveStatus", "ingest_edf_live", "run_edf_live"]
 
 log = logging.getLogger(__name__)
 
 F64 = NDArray[np.float64]
-
-
-class EdfLiveError(RuntimeError):
-    """Sending a live EDF session failed; the message names subject, session and topic."""
 
 
 @dataclass
@@ -84,14 +94,15 @@ class EdfLiveStatus:
     records : int
         Data records read.
     samples, chunks : int
-        Samples and chunks sent (an acceleration sample is one x, y, z triple).
+        Samples and chunks spooled for sending by this run (an acceleration sample is one
+        x, y, z triple; a resumed session skips those spooled before).
     beats : int
         R peaks detected (cardio sessions).
     idle_s : float
         Seconds since the file last grew.
     ended : str
-        Why the session ended: ``"idle"``, ``"stopped"`` or ``"error"``; empty while it
-        runs.
+        Why the session ended: ``"idle"``, ``"stopped"``, ``"error"``, or ``"before"``
+        (it had ended in an earlier run; only its spool was sent); empty while it runs.
     """
 
     records: int = 0
@@ -101,15 +112,15 @@ class EdfLiveStatus:
     idle_s: float = 0.0
     ended: str = ""
 
-    def line(self, family: str, record_s: float) -> Text:
-        """One status line for the terminal."""
+    def line(self, family: str, record_s: float, outlet: str) -> Text:
+        """One status line for the terminal; ``outlet`` is the broker state and backlog."""
         state = f"[yellow]ended ({self.ended})" if self.ended else "[green]following"
         text = (f"{state}[/] | {family} | records {self.records} "
-                f"({self.records * record_s:.0f} s) | chunks sent {self.chunks} "
+                f"({self.records * record_s:.0f} s) | chunks {self.chunks} "
                 f"({self.samples} samples)")
         if family == "cardio":
             text += f" | beats {self.beats}"
-        return Text.from_markup(text + f" | idle {self.idle_s:.0f} s")
+        return Text.from_markup(f"{text} | idle {self.idle_s:.0f} s | {outlet}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,8 @@ class EdfLiveReport:
         The session end's last ``seq`` per source.
     duration_s : float
         Event time read from the file, in s.
+    send : SendStatus
+        What the sender did (acknowledged, re-sent, failures, largest backlog).
     """
 
     subject_id: str
@@ -145,6 +158,7 @@ class EdfLiveReport:
     status: EdfLiveStatus
     final_seq: dict[str, int]
     duration_s: float
+    send: SendStatus
 
     def summary(self) -> str:
         """One line for a terminal."""
@@ -155,112 +169,153 @@ class EdfLiveReport:
                 f"{s.samples} samples{beats}; ended: {s.ended}")
 
 
-def _cells(t: F64, span_s: float, max_samples: int) -> list[tuple[int, int]]:
-    """Index ranges of ``t`` (sorted) cut on the ``span_s`` grid and at ``max_samples``."""
-    if t.size == 0:
-        return []
-    cell = np.floor(t / span_s)
-    cuts = [0, *(np.flatnonzero(np.diff(cell)) + 1).tolist(), t.size]
-    out: list[tuple[int, int]] = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        out.extend((i, min(i + max_samples, b)) for i in range(a, b, max_samples))
-    return out
+class _Streams:
+    """The modalities' samples from the file's blocks, and how far each stream is complete."""
 
-
-class _Session:
-    """Sequence numbers, sends and the conversion of blocks into modality samples."""
-
-    def __init__(self, subject_id: str, session_id: str, time_zone: str, device: str,
-                 plan: ChannelPlan, start: datetime, live: bool, settings: StreamSettings,
-                 producer: ReplayProducer, max_samples: int) -> None:
-        self.subject_id, self.session_id, self.live = subject_id, session_id, live
-        self.time_zone, self.device, self.plan, self.start = time_zone, device, plan, start
-        self.producer, self.max_samples = producer, max_samples
-        self.topics = {name: settings.topic(name) for name in ("sessions", "samples")}
-        self.next_seq: dict[Modality, int] = dict.fromkeys(plan.modalities, 0)
-        self.status = EdfLiveStatus()
+    def __init__(self, plan: ChannelPlan, follower: EdfFollower, status: EdfLiveStatus) -> None:
+        self.plan, self.follower, self.status = plan, follower, status
         self.detector = None if plan.ecg is None else RPeakDetector(plan.ecg.signal.sfreq_hz)
         self.last_beat_s: float | None = None
 
-    def source(self, modality: Modality) -> str:
-        return f"{self.session_id}-{modality}"
-
-    def event(self, kind: Literal["start", "end"], when: datetime,
-              final_seq: dict[str, int]) -> SessionEvent:
-        return SessionEvent(
-            event=kind, subject_id=self.subject_id, session_id=self.session_id,
-            device=self.device, family=self.plan.family, modalities=self.plan.modalities,
-            time_zone=self.time_zone, t_utc=when, start_is_nominal=False, live=self.live,
-            final_seq=final_seq,
-        )
-
-    def _error(self, topic: str, err: BaseException) -> EdfLiveError:
-        return EdfLiveError(f"live EDF session of subject {self.subject_id!r} (session "
-                            f"{self.session_id}) failed on topic {self.topics[topic]!r}: "
-                            f"{type(err).__name__}: {err}")
-
-    async def send_event(self, event: SessionEvent) -> None:
-        topic = "sessions"
-        try:
-            await self.producer.send_and_wait(self.topics[topic],
-                                              value=event.model_dump_json().encode(),
-                                              key=self.subject_id.encode())
-        except Exception as err:
-            raise self._error(topic, err) from err
-
-    def streams(self, blocks: Mapping[int, SignalBlock]) -> dict[Modality, tuple[F64, F64]]:
-        """Times and values (acceleration: shape (n, 3)) per modality from one poll."""
+    def add(self, session: LiveSession, blocks: Mapping[int, SignalBlock]) -> None:
+        """Convert one poll's blocks and add them to the session's streams."""
         plan = self.plan
-        out: dict[Modality, tuple[F64, F64]] = {}
         if plan.heart_rate is not None:
             b = blocks[plan.heart_rate.signal.index]
-            out["heart_rate"] = (b.t_s, b.values * plan.heart_rate.factor)
+            session.add("heart_rate", b.t_s, b.values * plan.heart_rate.factor)
         if plan.acceleration:
             axes = [blocks[a.signal.index] for a in plan.acceleration]
             xyz = np.column_stack([b.values * a.factor
                                    for b, a in zip(axes, plan.acceleration, strict=True)])
-            out["acceleration"] = (axes[0].t_s, xyz)
+            session.add("acceleration", axes[0].t_s, xyz)
         if plan.ecg is not None and self.detector is not None:
-            b = blocks[plan.ecg.signal.index]
-            beats = self.detector.process(b.values * plan.ecg.factor)
-            self.status.beats += int(beats.size)
-            t = beats.astype(np.float64) / plan.ecg.signal.sfreq_hz
-            prev = np.concatenate([[self.last_beat_s if self.last_beat_s is not None
-                                    else math.nan], t[:-1]])
-            if t.size:
-                self.last_beat_s = float(t[-1])
-            keep = np.isfinite(prev)  # the first beat ends no interval
-            out["rr"] = (t[keep], (t - prev)[keep])
+            t, rr = self._intervals(blocks[plan.ecg.signal.index].values * plan.ecg.factor)
+            session.add("rr", t, rr)
+
+    def _intervals(self, ecg_mv: F64) -> tuple[F64, F64]:
+        """RR intervals (s) stamped with the beat that ends each, from the next ECG."""
+        assert self.detector is not None
+        beats = self.detector.process(ecg_mv)
+        self.status.beats += int(beats.size)
+        t = beats.astype(np.float64) / self.detector.fs
+        prev = np.concatenate([[self.last_beat_s if self.last_beat_s is not None
+                                else math.nan], t[:-1]])
+        if t.size:
+            self.last_beat_s = float(t[-1])
+        keep = np.isfinite(prev)  # the first beat ends no interval
+        return t[keep], (t - prev)[keep]
+
+    def watermarks(self) -> dict[Modality, float]:
+        """Per stream, the earliest time a sample still to be read may have."""
+        plan, n = self.plan, self.follower.records_read
+        out: dict[Modality, float] = {}
+        channels: tuple[tuple[Modality, Scaled | None], ...] = (
+            ("heart_rate", plan.heart_rate),
+            ("acceleration", plan.acceleration[0] if plan.acceleration else None))
+        for modality, channel in channels:
+            if channel is not None:  # the next sample's time, computed as the reader does
+                sig = channel.signal
+                out[modality] = n * sig.samples_per_record / sig.sfreq_hz
+        if self.detector is not None:
+            out["rr"] = self.detector.settled() / self.detector.fs
         return out
 
-    async def send_samples(self, blocks: Mapping[int, SignalBlock]) -> None:
-        """Send one poll's samples, chunk by chunk, and wait until the broker has them."""
-        pending: list[Awaitable[Any]] = []
-        topic = "samples"
-        try:
-            for modality, (t, v) in self.streams(blocks).items():
-                for i0, i1 in _cells(t, DEFAULT_SPANS[modality], self.max_samples):
-                    chunk = SampleChunk(
-                        subject_id=self.subject_id, session_id=self.session_id,
-                        source_id=self.source(modality), seq=self.next_seq[modality],
-                        modality=modality, unit=UNITS[modality], t0_utc=self.start,
-                        offsets_s=tuple(t[i0:i1].tolist()),
-                        values=tuple(v[i0:i1].ravel().tolist()),
-                    )
-                    pending.append(await self.producer.send(
-                        self.topics[topic], value=chunk.model_dump_json().encode(),
-                        key=self.subject_id.encode()))
-                    self.next_seq[modality] += 1
-                    self.status.chunks += 1
-                    self.status.samples += i1 - i0
-            await asyncio.gather(*pending)
-        except EdfLiveError:
-            raise
-        except Exception as err:
-            raise self._error(topic, err) from err
 
-    def final_seq(self) -> dict[str, int]:
-        return {self.source(m): n - 1 for m, n in self.next_seq.items() if n > 0}
+def _check_options(poll_s: float, idle_s: float) -> None:
+    for name, value in (("poll_s", poll_s), ("idle_s", idle_s)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            msg = f"`{name}` must be a number of seconds > 0; got {value!r}"
+            raise ValueError(msg)
+
+
+def _live_default(follower: EdfFollower, start: datetime, settings: StreamSettings) -> bool:
+    """Live when the data on disk end within the grace period of the wall clock."""
+    on_disk = start + timedelta(seconds=follower.records_on_disk() * follower.record_s)
+    lag_s = (datetime.now(UTC) - on_disk).total_seconds()
+    live = abs(lag_s) <= settings.grace_s
+    if not live:
+        log.warning("live EDF %s: the data on disk end %.0f s %s the wall clock (more than "
+                    "the %.0f-s grace period): sending live=False, so epochs close on the "
+                    "samples' own times", follower.path, abs(lag_s),
+                    "before" if lag_s > 0 else "after", settings.grace_s)
+    return live
+
+
+@dataclass
+class _Following:
+    """One run of a live EDF session: the file, its channels, the outlet, the counters."""
+
+    follower: EdfFollower
+    plan: ChannelPlan
+    info: SessionInfo
+    outlet: LiveOutlet
+    status: EdfLiveStatus
+    show: Callable[[], None]
+
+    async def run(self, stop: asyncio.Event, poll_s: float, idle_s: float,
+                  clock: Callable[[], float], max_samples: int) -> dict[str, int]:
+        """Follow the file into the session, end it, wait until the broker has it all."""
+        info, follower, status = self.info, self.follower, self.status
+        if self.outlet.ended_before:
+            log.warning("live EDF session %s of %r had ended in an earlier run; sending what "
+                        "its spool holds, nothing more is read (use another session id to "
+                        "stream the file again)", info.session_id, info.subject_id)
+            status.ended = "before"
+            await self.finish()
+            return {}
+        sender = self.outlet.session_sender(info, regenerates=True)
+        if self.outlet.resumed is not None:
+            log.info("live EDF %s: resuming session %s (spooled up to %s); reading the file "
+                     "again from its start, skipping the chunks spooled before",
+                     follower.path, info.session_id, sender.spooled)
+        session = LiveSession(sender, max_samples=max_samples)
+        log.info("live EDF %s: session %s (%s, %s) starts %s", follower.path, info.session_id,
+                 info.family, ", ".join(info.modalities), info.start.isoformat())
+        try:
+            await self.follow(session, stop, poll_s, idle_s, clock)
+        finally:
+            if status.ended:  # idle, stopped or a damaged file: the session ends
+                duration = follower.records_read * follower.record_s
+                final = session.finish(info.start + timedelta(seconds=duration),
+                                       {"records": follower.records_read})
+                status.chunks, status.samples = sender.chunks, sender.samples
+                await self.finish()
+        return final
+
+    async def follow(self, session: LiveSession, stop: asyncio.Event, poll_s: float,
+                     idle_s: float, clock: Callable[[], float]) -> None:
+        """Read the file as it grows until idle or stopped; sets ``status.ended``."""
+        follower, status = self.follower, self.status
+        streams = _Streams(self.plan, follower, status)
+        last_growth = clock()
+        try:
+            while True:
+                blocks = follower.poll()
+                status.records = follower.records_read
+                if blocks:
+                    last_growth = clock()
+                    streams.add(session, blocks)
+                    session.advance(streams.watermarks(), {"records": follower.records_read})
+                status.chunks, status.samples = session.sender.chunks, session.sender.samples
+                status.idle_s = clock() - last_growth
+                self.outlet.check()
+                self.show()
+                if stop.is_set() or status.idle_s >= idle_s:
+                    status.ended = "stopped" if stop.is_set() else "idle"
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(poll_s, idle_s))
+        except DataFormatError:
+            status.ended = "error"
+            raise
+
+    async def finish(self) -> None:
+        """Wait until the broker has everything, showing the backlog meanwhile."""
+        finishing = asyncio.ensure_future(self.outlet.finish())
+        while not finishing.done():
+            await asyncio.wait({finishing}, timeout=0.25)
+            self.show()
+        finishing.result()
 
 
 async def ingest_edf_live(
@@ -280,7 +335,7 @@ async def ingest_edf_live(
     live: bool | None = None,
     aliases: Mapping[str, str] = LIVE_ALIASES,
     progress: bool = True,
-    producer: ReplayProducer | None = None,
+    producer_factory: ProducerFactory | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     clock: Callable[[], float] = time.monotonic,
 ) -> EdfLiveReport:
@@ -293,7 +348,8 @@ async def ingest_edf_live(
     subject_id, session_id : str
         Message key and session (:data:`stream.schemas.base.ID_PATTERN`).
     settings : StreamSettings, optional
-        Broker, topic names and Kafka security; default read from the environment.
+        Broker, topic names, Kafka security, spool folder and bound; default read from the
+        environment.
     time_zone : str
         IANA zone of the recorder's clock (EDF stores local time without a zone).
     stop : asyncio.Event, optional
@@ -311,14 +367,14 @@ async def ingest_edf_live(
         The session's ``device`` text; default ``"live EDF <file name>"``.
     live : bool, optional
         The session's ``live`` flag; default True when the data on disk end within
-        ``settings.grace_s`` of the wall clock at the start, else False (see above).
+        ``settings.grace_s`` of the wall clock at the start, else False (see above). A
+        resumed session keeps the flag it was started with.
     aliases : mapping of str to str
         File label -> canonical name (:data:`~ingestors.live_edf.reader.LIVE_ALIASES`).
     progress : bool
-        Show a status line (records read, chunks and samples sent, beats, idle time).
-    producer : ReplayProducer, optional
-        A started producer to use (and leave running); default a new idempotent
-        ``AIOKafkaProducer`` made as the replay makes it.
+        Show a status line (records read, chunks, beats, idle time, broker, backlog).
+    producer_factory : ProducerFactory, optional
+        Makes started producers; default idempotent ``AIOKafkaProducer`` s of ``settings``.
     max_samples : int
         Most samples per chunk.
     clock : callable
@@ -336,17 +392,16 @@ async def ingest_edf_live(
         If the header is not EDF/EDF+ or is damaged, a channel's unit does not fit its
         modality, or the file shrinks while followed (the session is ended first).
     ValueError
-        For an unknown channel, a bad time zone, ids the session messages refuse, or a
-        ``poll_s``/``idle_s`` that is not a positive number.
-    EdfLiveError
-        If a send fails.
-    ReplayError
-        If no producer can be started (the replay's message: start the broker).
+        For an unknown channel, a bad time zone, ids the session messages refuse, a
+        ``poll_s``/``idle_s`` that is not a positive number, or a spool that holds this
+        session with another identity (start, channels).
+    SpoolError
+        If the session's spool is used by another ingestor, damaged, or full.
+    SendError
+        If sending fails in a way no retry mends (a message too large, a refused
+        authorization); what was not sent stays in the spool.
     """
-    for name, value in (("poll_s", poll_s), ("idle_s", idle_s)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            msg = f"`{name}` must be a number of seconds > 0; got {value!r}"
-            raise ValueError(msg)
+    _check_options(poll_s, idle_s)
     zone = as_timezone(time_zone, "time_zone")
     follower = EdfFollower(path, aliases)
     plan = choose_channels(follower, hr=hr, ecg=ecg, acc=acc)
@@ -354,71 +409,40 @@ async def ingest_edf_live(
     device = device if device is not None else f"live EDF {Path(path).name}"[:200]
     settings = settings if settings is not None else StreamSettings()
     stop = stop if stop is not None else asyncio.Event()
+    SessionEvent(event="start", subject_id=subject_id, session_id=session_id, device=device,
+                 family=plan.family, modalities=plan.modalities, time_zone=time_zone,
+                 t_utc=start)  # bad ids fail before anything is opened
     async with AsyncExitStack() as stack:
-        if live is None:
-            on_disk = start + timedelta(seconds=follower.records_on_disk() * follower.record_s)
-            lag_s = (datetime.now(UTC) - on_disk).total_seconds()
-            live = abs(lag_s) <= settings.grace_s
-            if not live:
-                log.warning("live EDF %s: the data on disk end %.0f s %s the wall clock (more "
-                            "than the %.0f-s grace period): sending live=False, so epochs "
-                            "close on the samples' own times", follower.path, abs(lag_s),
-                            "before" if lag_s > 0 else "after", settings.grace_s)
-        SessionEvent(event="start", subject_id=subject_id, session_id=session_id,
-                     device=device, family=plan.family, modalities=plan.modalities,
-                     time_zone=time_zone, t_utc=start)  # bad ids fail before connecting
-        if producer is None:
-            producer = await _kafka_producer(settings, stack)
-        session = _Session(subject_id, session_id, time_zone, device, plan, start, live,
-                           settings, producer, max_samples)
-        status = session.status
-        display = None
-        if progress:
-            display = stack.enter_context(Live(status.line(plan.family, follower.record_s),
-                                               refresh_per_second=4, transient=False,
-                                               redirect_stderr=False))
-        await session.send_event(session.event("start", start, {}))
-        log.info("live EDF %s: session %s (%s, %s) starts %s", follower.path, session_id,
-                 plan.family, ", ".join(plan.modalities), start.isoformat())
-        last_growth = clock()
-        try:
-            while True:
-                blocks = follower.poll()
-                status.records = follower.records_read
-                if blocks:
-                    last_growth = clock()
-                    await session.send_samples(blocks)
-                status.idle_s = clock() - last_growth
-                if display is not None:
-                    display.update(status.line(plan.family, follower.record_s))
-                if stop.is_set():
-                    status.ended = "stopped"
-                    break
-                if status.idle_s >= idle_s:
-                    status.ended = "idle"
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(poll_s, idle_s))
-        except DataFormatError:
-            status.ended = "error"
-            raise
-        finally:
-            if status.ended:
-                duration = follower.records_read * follower.record_s
-                await session.send_event(session.event(
-                    "end", start + timedelta(seconds=duration), session.final_seq()))
-                await producer.flush()
-                if display is not None:
-                    display.update(status.line(plan.family, follower.record_s))
+        outlet = await stack.enter_async_context(live_outlet(
+            settings, subject_id, session_id, "live EDF session", producer_factory))
+        if outlet.resumed is not None:
+            live = outlet.resumed.live
+        elif live is None:
+            live = _live_default(follower, start, settings)
+        info = SessionInfo(subject_id, session_id, device, plan.family, plan.modalities,
+                           time_zone, start, False, live)
+        status = EdfLiveStatus()
+        display = None if not progress else stack.enter_context(Live(
+            status.line(plan.family, follower.record_s, outlet.text()), refresh_per_second=4,
+            transient=False, redirect_stderr=False))
+
+        def show() -> None:
+            if display is not None:
+                display.update(status.line(plan.family, follower.record_s, outlet.text()))
+
+        following = _Following(follower, plan, info, outlet, status, show)
+        final = await following.run(stop, poll_s, idle_s, clock, max_samples)
     return EdfLiveReport(subject_id, session_id, plan.family, plan.modalities, start, live,
-                         status, session.final_seq(), follower.records_read * follower.record_s)
+                         status, final, follower.records_read * follower.record_s,
+                         outlet.send)
 
 
 def run_edf_live(path: str | PathLike[str], subject_id: str, session_id: str,
                  settings: StreamSettings | None = None, **options: Any) -> EdfLiveReport:
     """Run :func:`ingest_edf_live` in a new event loop; SIGINT or SIGTERM end the session.
 
-    The arguments are those of :func:`ingest_edf_live`, less ``stop`` and ``producer``.
+    The arguments are those of :func:`ingest_edf_live`, less ``stop``. A second signal
+    stops waiting for the broker; what it has not acknowledged stays in the spool.
     """
     return run_until_signal(lambda stop: ingest_edf_live(path, subject_id, session_id, settings,
                                                          stop=stop, **options))

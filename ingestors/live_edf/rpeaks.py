@@ -226,6 +226,21 @@ class RPeakDetector:
         """Samples processed so far."""
         return int(self._i[I_N])
 
+    def settled(self) -> int:
+        """Sample index before which no beat will be reported any more.
+
+        A later beat is the candidate peak being confirmed, the noise peak kept for the
+        search-back, or the R wave of a sample still to come, which lies at most the
+        integration window plus the R-wave search before it.
+        """
+        reach = self._mwi.shape[0] + int(round(_SEARCH_BACK_S * self.fs))
+        earliest = int(self._i[I_N]) - reach
+        if self._f[F_CAND_VAL] > 0.0:
+            earliest = min(earliest, int(self._i[I_CAND_R]))
+        if self._f[F_NOISE_VAL] > 0.0:
+            earliest = min(earliest, int(self._i[I_NOISE_R]))
+        return max(earliest, 0)
+
     def process(self, x: NDArray[np.float64]) -> I64:
         """Feed the next samples; return the sample indices of the beats confirmed now.
 

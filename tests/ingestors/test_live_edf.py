@@ -271,7 +271,8 @@ def test_the_edf_live_command_streams_a_file_and_checks_its_options(
 
 
 def test_sigint_ends_the_command_with_a_session_end(
-        broker: EmbeddedBroker, recording: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+        broker: EmbeddedBroker, recording: tuple[Path, np.ndarray], tmp_path: Path,
+        spool_dir: Path) -> None:
     import os
     import signal
     import subprocess
@@ -282,7 +283,8 @@ def test_sigint_ends_the_command_with_a_session_end(
     writer = GrowingCopy(src, followed, step=1, pause_s=0.05)  # header only so far
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPSTREAM_")}
-    env |= {"PYTHONPATH": str(root), "SLEEPSTREAM_TOPIC_PREFIX": "edfsig."}
+    env |= {"PYTHONPATH": str(root), "SLEEPSTREAM_TOPIC_PREFIX": "edfsig.",
+            "SLEEPSTREAM_SPOOL_DIR": str(spool_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from stream.cli import main; main()", "edf-live",
          str(followed), "--subject", "subject-1", "--session", "edf-night-1", "--timezone",

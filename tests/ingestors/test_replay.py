@@ -113,8 +113,11 @@ class FakeProducer:
 
     def __init__(self, fail_on: str | None = None, fail_late: bool = False) -> None:
         self.sent: list[tuple[str, bytes, dict, float]] = []
-        self.flushed = 0
+        self.stopped = 0
         self.fail_on, self.fail_late = fail_on, fail_late
+
+    async def factory(self) -> FakeProducer:
+        return self
 
     def _record(self, topic: str, value: bytes | None, key: bytes | None) -> None:
         assert value is not None and key is not None
@@ -131,12 +134,8 @@ class FakeProducer:
             fut.set_result(None)
         return fut
 
-    async def send_and_wait(self, topic: str, value: bytes | None = None,
-                            key: bytes | None = None) -> None:
-        self._record(topic, value, key)
-
-    async def flush(self) -> None:
-        self.flushed += 1
+    async def stop(self) -> None:
+        self.stopped += 1
 
 
 # --- the bundled night: bit-exact chunks ---------------------------------------------------
@@ -358,14 +357,15 @@ async def test_replay_sends_start_chunks_end_per_night_keyed_by_subject(
     slp = slpdb_nights(test_data / "slpdb", ["slp67x", "slp32"])
     nights = (sample_night, *slp)
     producer = FakeProducer()
-    report = await replay(nights, SETTINGS, producer=producer, progress=False)
+    report = await replay(nights, SETTINGS, producer_factory=producer.factory,
+                          progress=False)
     plans = [plan_night(n, anchor="original") for n in nights]
     assert report.nights == 3 and report.session_ids == tuple(n.session_id for n in nights)
     assert report.chunks == sum(p.n_chunks for p in plans)
     assert report.messages == len(producer.sent) == report.chunks + 6
     assert report.samples == sum(p.n_samples for p in plans)
     assert report.event_s == sum(n.duration_s for n in nights) and report.x_real_time > 1
-    assert producer.flushed == 1 and "replayed 3 nights" in report.summary()
+    assert producer.stopped == 1 and "replayed 3 nights" in report.summary()
     for night in nights:
         msgs = by_session(producer.sent)[night.session_id]
         topics = [m[0] for m in msgs]
@@ -389,7 +389,8 @@ async def test_replay_sends_start_chunks_end_per_night_keyed_by_subject(
 async def test_sequential_replay_sends_one_night_after_the_other(test_data) -> None:
     nights = slpdb_nights(test_data / "slpdb", ["slp32", "slp37"])
     producer = FakeProducer()
-    await replay(nights, SETTINGS, producer=producer, progress=False, parallel=False)
+    await replay(nights, SETTINGS, producer_factory=producer.factory, progress=False,
+                 parallel=False)
     events = [(m[2]["session_id"], m[2]["event"]) for m in producer.sent]
     assert events == [("slpdb-slp32", "start"), ("slpdb-slp32", "end"),
                       ("slpdb-slp37", "start"), ("slpdb-slp37", "end")]
@@ -402,7 +403,8 @@ async def test_replay_is_paced_by_the_wall_clock() -> None:
                         subject_id=f"s{i}", session_id=f"test-s{i}") for i in range(3)]
     producer = FakeProducer()
     began = time.perf_counter()
-    report = await replay(nights, SETTINGS, producer=producer, progress=False, speed=1000.0)
+    report = await replay(nights, SETTINGS, producer_factory=producer.factory, progress=False,
+                          speed=1000.0)
     # 60 s of event time at x1000: about 60 ms; loose bounds, this is no benchmark
     assert 0.05 <= time.perf_counter() - began < 3.0
     assert report.wall_s >= 0.05
@@ -414,12 +416,13 @@ async def test_replay_is_paced_by_the_wall_clock() -> None:
 async def test_replay_errors_name_the_subject_and_topic(sample_night: ReplayNight) -> None:
     short = replace(sample_night, n_epochs=4, labels=sample_night.labels[:4])  # type: ignore[index]
     with pytest.raises(ReplayError, match=r"subject '8692923'.*'sleep.samples'"):
-        await replay([short], SETTINGS, producer=FakeProducer("sleep.samples"), progress=False)
-    with pytest.raises(ReplayError, match=r"session sleep-accel-8692923.*not acknowledged"):
-        await replay([short], SETTINGS, producer=FakeProducer("sleep.samples", fail_late=True),
+        await replay([short], SETTINGS, producer_factory=FakeProducer("sleep.samples").factory,
                      progress=False)
+    with pytest.raises(ReplayError, match=r"session sleep-accel-8692923.*not acknowledged"):
+        await replay([short], SETTINGS, progress=False,
+                     producer_factory=FakeProducer("sleep.samples", fail_late=True).factory)
     with pytest.raises(ValueError, match="speed"):
-        await replay([short], SETTINGS, producer=FakeProducer(), speed=0.0)
+        await replay([short], SETTINGS, producer_factory=FakeProducer().factory, speed=0.0)
 
 
 def test_run_replay_without_a_broker_fails_with_a_clear_message(sample_night: ReplayNight) -> None:

@@ -1,0 +1,312 @@
+"""One session as every ingestor sends it: identity, events, source ids, seq, chunks.
+
+A session is a start on the ``sessions`` topic, sample chunks on the ``samples`` topic and
+an end carrying the last ``seq`` of every source; all keyed by the subject id.
+:class:`SessionInfo` builds these messages (source ``<session_id>-<modality>``, chunks with
+``t0_utc`` = the session start and ``offsets_s`` = the sample times), :class:`SessionSender`
+numbers the chunks per source and appends everything to an outbox, and
+:class:`LiveSession` cuts growing streams into chunks on the grid
+(:class:`~ingestors.base.grid.GridChunker`) for the live ingestors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Final, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ingestors.base.grid import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS, GridChunker, Piece
+from ingestors.base.outbox import Outbox, Row
+from stream.schemas.samples import UNITS, SampleChunk
+from stream.schemas.session import Modality, SessionEvent
+from stream.settings import StreamSettings
+
+__all__ = ["LiveSession", "SessionInfo", "SessionSender", "Topics"]
+
+Family = Literal["wearable", "cardio"]
+_META_SESSION: Final = "session"
+_META_SEQS: Final = "seqs"
+_META_ENDED: Final = "ended"
+_META_PROGRESS: Final = "progress"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """Who and what one session is; builds its messages.
+
+    Attributes
+    ----------
+    subject_id, session_id : str
+        Message key and session (:data:`stream.schemas.base.ID_PATTERN`).
+    device : str
+        The session's ``device`` text.
+    family : {"wearable", "cardio"}
+        Which models stage it.
+    modalities : tuple of str
+        The streams it sends.
+    time_zone : str
+        IANA zone of the subject's clock.
+    start : datetime
+        Session start (timezone-aware); sample times are seconds after it.
+    start_is_nominal : bool
+        The start is not a real clock time.
+    live : bool
+        Event time follows the wall clock (see :class:`~stream.schemas.session.SessionEvent`).
+    """
+
+    subject_id: str
+    session_id: str
+    device: str
+    family: Family
+    modalities: tuple[Modality, ...]
+    time_zone: str
+    start: datetime
+    start_is_nominal: bool = False
+    live: bool = True
+
+    @classmethod
+    def from_event(cls, event: SessionEvent) -> SessionInfo:
+        """The identity a session start announces."""
+        return cls(event.subject_id, event.session_id, event.device, event.family,
+                   event.modalities, event.time_zone, event.t_utc, event.start_is_nominal,
+                   event.live)
+
+    def source_id(self, modality: Modality) -> str:
+        """Source id of a modality's stream: ``<session_id>-<modality>``."""
+        return f"{self.session_id}-{modality}"
+
+    def event(self, kind: Literal["start", "end"], when: datetime,
+              final_seq: Mapping[str, int] | None = None) -> SessionEvent:
+        """The session's start or end event at ``when``."""
+        return SessionEvent(
+            event=kind, subject_id=self.subject_id, session_id=self.session_id,
+            device=self.device, family=self.family, modalities=self.modalities,
+            time_zone=self.time_zone, t_utc=when, start_is_nominal=self.start_is_nominal,
+            live=self.live, final_seq=dict(final_seq or {}),
+        )
+
+    def chunk(self, modality: Modality, seq: int, t_s: NDArray[np.float64],
+              values: NDArray[np.float64],
+              beat_types: Sequence[str] | None = None) -> SampleChunk:
+        """A chunk of samples at ``t_s`` s after the start (acceleration: values (n, 3))."""
+        return SampleChunk(
+            subject_id=self.subject_id, session_id=self.session_id,
+            source_id=self.source_id(modality), seq=seq, modality=modality,
+            unit=UNITS[modality], t0_utc=self.start, offsets_s=tuple(t_s.tolist()),
+            values=tuple(values.reshape(-1).tolist()),
+            beat_types=None if beat_types is None else tuple(beat_types),
+        )
+
+
+class Topics(NamedTuple):
+    """Full names of the topics an ingestor writes."""
+
+    sessions: str
+    samples: str
+
+    @classmethod
+    def of(cls, settings: StreamSettings) -> Topics:
+        """The topics of ``settings`` (with its prefix)."""
+        return cls(settings.topic("sessions"), settings.topic("samples"))
+
+
+class SessionSender:
+    """Appends one session's messages to an outbox: start, chunks numbered per source, end.
+
+    A spooled session is resumed: the start is not appended again, and the outbox's meta
+    data give the last ``seq`` spooled per source. ``regenerates=False`` (a device: what
+    was read before is gone) goes on numbering after it; ``regenerates=True`` (a file read
+    again from its start, cut the same way) numbers from 0 again and drops the chunks up
+    to it, which the spool holds or the broker has.
+
+    Parameters
+    ----------
+    info : SessionInfo
+        The session; a resumed one must be the one spooled.
+    outbox : Outbox
+        Where the messages go.
+    topics : Topics
+        Topic names.
+    regenerates : bool
+        See above.
+
+    Raises
+    ------
+    ValueError
+        If the outbox holds another session's identity (start time, family, ...).
+    """
+
+    def __init__(self, info: SessionInfo, outbox: Outbox, topics: Topics, *,
+                 regenerates: bool = False) -> None:
+        self.info, self.outbox, self.topics = info, outbox, topics
+        meta = outbox.meta()
+        if _META_SESSION in meta:
+            _check_same(info, SessionEvent.model_validate_json(meta[_META_SESSION]), outbox)
+        self.started = _META_SESSION in meta
+        self.ended = _META_ENDED in meta
+        self.spooled: dict[str, int] = json.loads(meta.get(_META_SEQS, "{}"))
+        self._next = {} if regenerates else {s: n + 1 for s, n in self.spooled.items()}
+        self._key = info.subject_id.encode()
+        self.chunks = self.samples = 0  # appended by this sender
+
+    @staticmethod
+    def resumable(outbox: Outbox) -> SessionInfo | None:
+        """The identity of the session an outbox holds, if its start was spooled."""
+        spooled = outbox.meta().get(_META_SESSION)
+        return None if spooled is None else SessionInfo.from_event(
+            SessionEvent.model_validate_json(spooled))
+
+    @staticmethod
+    def progress(outbox: Outbox) -> dict[str, Any]:
+        """The ingestor's progress spooled with the last chunks (empty if none)."""
+        return dict(json.loads(outbox.meta().get(_META_PROGRESS, "{}")))
+
+    def start(self) -> None:
+        """Append the session start, unless it was spooled before."""
+        if self.started:
+            return
+        event = self.info.event("start", self.info.start)
+        self.outbox.append([self._row(event)], {_META_SESSION: event.model_dump_json()})
+        self.started = True
+
+    def take_seq(self, modality: Modality) -> int | None:
+        """Take the ``seq`` of the modality's next chunk.
+
+        Returns None when regenerating a chunk that was spooled before (the caller need
+        not build it).
+        """
+        source = self.info.source_id(modality)
+        seq = self._next.get(source, 0)
+        self._next[source] = seq + 1
+        return None if seq <= self.spooled.get(source, -1) else seq
+
+    def put(self, chunks: Sequence[SampleChunk], progress: Mapping[str, Any] | None = None,
+            ) -> None:
+        """Append chunks in one step; each must be the next of its source in this session.
+
+        Raises
+        ------
+        ValueError
+            If a chunk is of another session, or its ``seq`` does not follow the last one
+            appended for its source.
+        """
+        rows = []
+        for chunk in chunks:
+            source, seq = chunk.source_id, chunk.seq
+            expected = self.spooled.get(source, -1) + 1
+            if (chunk.session_id, source, seq) != (self.info.session_id,
+                                                    self.info.source_id(chunk.modality),
+                                                    expected):
+                msg = (f"chunk {source}#{seq} of session {chunk.session_id} is not the next "
+                       f"chunk of session {self.info.session_id}: expected "
+                       f"{self.info.source_id(chunk.modality)}#{expected}")
+                raise ValueError(msg)
+            self.spooled[source] = seq
+            self._next[source] = max(self._next.get(source, 0), seq + 1)
+            rows.append(Row(self.topics.samples, self._key, chunk.model_dump_json().encode(),
+                            self.info.session_id, source, seq))
+            self.samples += len(chunk)
+        self.chunks += len(rows)
+        if rows or progress is not None:
+            self.outbox.append(rows, self._meta(progress))
+
+    def end(self, when: datetime, progress: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """Append the session end with the last ``seq`` of every source; return those."""
+        final = {s: max(n - 1, self.spooled.get(s, -1)) for s, n in self._next.items()}
+        final |= {s: n for s, n in self.spooled.items() if s not in final}
+        final = {s: n for s, n in final.items() if n >= 0}
+        event = self.info.event("end", when, final)
+        self.outbox.append([self._row(event)], {**self._meta(progress),
+                                                _META_ENDED: event.model_dump_json()})
+        self.ended = True
+        return final
+
+    def _row(self, event: SessionEvent) -> Row:
+        return Row(self.topics.sessions, self._key, event.model_dump_json().encode(),
+                   self.info.session_id)
+
+    def _meta(self, progress: Mapping[str, Any] | None) -> dict[str, str]:
+        if not self.outbox.durable:
+            return {}
+        meta = {_META_SEQS: json.dumps(self.spooled)}
+        if progress is not None:
+            meta[_META_PROGRESS] = json.dumps(dict(progress))
+        return meta
+
+
+def _check_same(info: SessionInfo, spooled: SessionEvent, outbox: Outbox) -> None:
+    """Refuse to resume a spooled session as a different one."""
+    before = SessionInfo.from_event(spooled)
+    differ = [f.name for f in fields(SessionInfo)
+              if getattr(before, f.name) != getattr(info, f.name)]
+    if differ:
+        where = getattr(outbox, "path", "the outbox")
+        shown = "; ".join(f"{n}: spooled {getattr(before, n)!r}, now {getattr(info, n)!r}"
+                          for n in differ)
+        msg = (f"{where} holds session {before.session_id} of subject {before.subject_id!r} "
+               f"as another session than this run would send ({shown}). Give this run "
+               "another session id, or let the spooled one be sent first.")
+        raise ValueError(msg)
+
+
+class LiveSession:
+    """A live session: growing streams cut on the grid, sent through a :class:`SessionSender`.
+
+    The start is appended when the session is made. Add samples per modality
+    (:meth:`add`), then :meth:`advance` with each stream's watermark (the earliest time a
+    later sample may have) to append the chunks of the cells nothing can fall into any
+    more, and :meth:`finish` to append the rest and the end.
+
+    Parameters
+    ----------
+    sender : SessionSender
+        The session's sender.
+    spans : mapping of str to float, optional
+        Grid span in s per modality (default :data:`~ingestors.base.grid.DEFAULT_SPANS`).
+    max_samples : int
+        Most samples per chunk.
+    """
+
+    def __init__(self, sender: SessionSender, spans: Mapping[Modality, float] | None = None,
+                 max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
+        spans = {**DEFAULT_SPANS, **(spans or {})}
+        self.sender = sender
+        self.chunkers = {m: GridChunker(spans[m], max_samples) for m in sender.info.modalities}
+        sender.start()
+
+    @property
+    def info(self) -> SessionInfo:
+        """The session."""
+        return self.sender.info
+
+    def add(self, modality: Modality, t_s: NDArray[np.float64], values: NDArray[np.float64],
+            beat_types: tuple[str, ...] | None = None) -> None:
+        """Add samples of one stream, in time order (acceleration values shape (n, 3))."""
+        self.chunkers[modality].add(t_s, values, beat_types)
+
+    def advance(self, watermarks: Mapping[Modality, float],
+                progress: Mapping[str, Any] | None = None) -> int:
+        """Append the chunks of every cell before its stream's watermark; return how many."""
+        pieces = [(m, p) for m, wm in watermarks.items() for p in self.chunkers[m].ready(wm)]
+        return self._put(pieces, progress)
+
+    def finish(self, when: datetime, progress: Mapping[str, Any] | None = None,
+               ) -> dict[str, int]:
+        """Append every pending sample and the session end at ``when``; return final seqs."""
+        self._put([(m, p) for m, c in self.chunkers.items() for p in c.rest()], None)
+        return self.sender.end(when, progress)
+
+    def _put(self, pieces: list[tuple[Modality, Piece]],
+             progress: Mapping[str, Any] | None) -> int:
+        chunks = []
+        for modality, (t, v, types) in pieces:
+            seq = self.sender.take_seq(modality)
+            if seq is not None:
+                chunks.append(self.info.chunk(modality, seq, t, v, types))
+        self.sender.put(chunks, progress)
+        return len(chunks)
