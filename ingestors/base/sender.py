@@ -331,15 +331,14 @@ class OutboxSender:
             self._retire(producer)
         self.status.failures += 1
         self.status.max_backlog = max(self.status.max_backlog, self.outbox.rows)
-        self.status.last_error = f"{type(err).__name__}: {err}" if str(err) else \
-            type(err).__name__
+        self.status.last_error = _problem(err)
         if self.status.unreachable_since is None:
             self.status.unreachable_since = datetime.now(UTC)
-            log.warning("%s: %s; keeping what is read in the outbox and retrying",
-                        self.label, self._describe(failed.row, err))
+            log.warning("%s; keeping what is read in the outbox and retrying",
+                        self._describe(failed.row, err))
 
     def _describe(self, stored: Stored | None, err: BaseException) -> str:
-        problem = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        problem = _problem(err)
         if stored is None:
             return f"{self.label}: cannot start a Kafka producer: {problem}"
         row = stored.row
@@ -357,6 +356,14 @@ class OutboxSender:
         if not task.cancelled() and task.exception() is not None:
             log.debug("%s: a retired producer failed to stop: %s", self.label,
                       task.exception())
+
+
+def _problem(err: BaseException) -> str:
+    """``"Type: message"`` (aiokafka's messages start with their type already)."""
+    name, text = type(err).__name__, str(err)
+    if not text:
+        return name
+    return text if text.startswith(f"{name}: ") else f"{name}: {text}"
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
