@@ -19,7 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ from ingestors.base import (
     Producer,
     ProducerFactory,
     SendError,
+    SendStatus,
     SessionSender,
     Stored,
     Topics,
@@ -87,6 +88,8 @@ class ReplayReport:
         Wall-clock duration of the replay in s.
     session_ids : tuple of str
         The sessions sent, in input order.
+    send : SendStatus
+        What the sender did (failures while the broker was unreachable, re-sends).
     """
 
     nights: int
@@ -96,6 +99,7 @@ class ReplayReport:
     event_s: float
     wall_s: float
     session_ids: tuple[str, ...]
+    send: SendStatus = field(default_factory=SendStatus)
 
     @property
     def x_real_time(self) -> float:
@@ -283,7 +287,7 @@ async def replay(
     return ReplayReport(
         len(plans), shown.chunks, sum(p.n_samples for p in plans), sender.status.acked,
         sum(p.end_s for p in plans), time.perf_counter() - started,
-        tuple(n.session_id for n in nights),
+        tuple(n.session_id for n in nights), sender.status,
     )
 
 

@@ -24,7 +24,7 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -81,11 +81,14 @@ class SendStatus:
     producers : int
         Producers started.
     unreachable_since : datetime or None
-        Since when the broker has not acknowledged anything (UTC); None while it does.
+        Since when the broker has not acknowledged anything (UTC; the last acknowledgement
+        before a failure); None while it does.
     last_error : str
         The last failure.
     max_backlog : int
         Most rows that waited at once.
+    outages : list of (datetime, datetime)
+        Each time the broker acknowledged nothing: since when, and when it did again (UTC).
     """
 
     acked: int = 0
@@ -95,6 +98,7 @@ class SendStatus:
     unreachable_since: datetime | None = None
     last_error: str = ""
     max_backlog: int = 0
+    outages: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     def text(self) -> str:
         """``"broker ok"`` or ``"broker unreachable since 23:04:05 (KafkaConnectionError)"``."""
@@ -198,6 +202,7 @@ class OutboxSender:
         self._producer = producer
         self._retiring: set[asyncio.Task[None]] = set()
         self._highest_sent = 0  # highest row id ever sent: ids at or below it are re-sends
+        self._progress_at = datetime.now(UTC)  # last acknowledgement, or start of sending
 
     async def run(self) -> None:
         """Send until the outbox is sealed and every row acknowledged.
@@ -214,6 +219,8 @@ class OutboxSender:
                     await self.outbox.changed()
                     continue
                 try:
+                    if self.status.unreachable_since is None:
+                        self._progress_at = datetime.now(UTC)
                     if self._producer is None:
                         self._producer = await self._start()
                     await self._pump(self._producer)
@@ -260,6 +267,7 @@ class OutboxSender:
                     await asyncio.wait([flight[0][1]])
                 if self._collect(flight):
                     stalled_at = loop.time() + self.timeout_s
+                    self._progress_at = datetime.now(UTC)
         except _Failed:
             raise
         except Exception as err:
@@ -317,6 +325,7 @@ class OutboxSender:
         if self.status.unreachable_since is not None:
             log.info("%s: the broker acknowledges again (down since %s); sending the backlog",
                      self.label, self.status.unreachable_since.isoformat())
+            self.status.outages.append((self.status.unreachable_since, datetime.now(UTC)))
             self.status.unreachable_since = None
         if self.on_acked is not None:
             self.on_acked(acked)
@@ -333,7 +342,7 @@ class OutboxSender:
         self.status.max_backlog = max(self.status.max_backlog, self.outbox.rows)
         self.status.last_error = _problem(err)
         if self.status.unreachable_since is None:
-            self.status.unreachable_since = datetime.now(UTC)
+            self.status.unreachable_since = self._progress_at
             log.warning("%s; keeping what is read in the outbox and retrying",
                         self._describe(failed.row, err))
 

@@ -198,10 +198,11 @@ class _Streams:
         beats = self.detector.process(ecg_mv)
         self.status.beats += int(beats.size)
         t = beats.astype(np.float64) / self.detector.fs
+        if t.size == 0:  # a record without a beat: nothing to add
+            return t, t
         prev = np.concatenate([[self.last_beat_s if self.last_beat_s is not None
                                 else math.nan], t[:-1]])
-        if t.size:
-            self.last_beat_s = float(t[-1])
+        self.last_beat_s = float(t[-1])
         keep = np.isfinite(prev)  # the first beat ends no interval
         return t[keep], (t - prev)[keep]
 

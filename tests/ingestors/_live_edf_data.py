@@ -78,11 +78,14 @@ class GrowingCopy:
     """Writes a finished EDF file into ``dst`` step by step, in a background thread.
 
     The header goes first with "number of data records" = -1; then ``step`` records (and,
-    to exercise partial reads, half of the next one) every ``pause_s`` seconds.
+    to exercise partial reads, half of the next one unless ``half`` is False) every
+    ``pause_s`` seconds.
     """
 
-    def __init__(self, src: Path, dst: Path, step: int = 3, pause_s: float = 0.15) -> None:
+    def __init__(self, src: Path, dst: Path, step: int = 3, pause_s: float = 0.15,
+                 half: bool = True) -> None:
         self.src, self.dst, self.step, self.pause_s = src, dst, step, pause_s
+        self.half = half
         self.header_bytes, self.record_bytes, self.n_records = record_layout(src)
         head = bytearray(src.read_bytes()[:self.header_bytes])
         head[HEADER_COUNT] = b"-1      "
@@ -99,8 +102,8 @@ class GrowingCopy:
         written = 0
         with self.dst.open("ab") as fh:
             while written < len(data):
-                end = min(written + self.step * self.record_bytes + self.record_bytes // 2,
-                          len(data))
+                end = min(written + self.step * self.record_bytes
+                          + (self.record_bytes // 2 if self.half else 0), len(data))
                 fh.write(data[written:end])
                 fh.flush()
                 written = end
