@@ -241,7 +241,8 @@ def test_the_ble_command_takes_the_documented_options_and_checks_them_first() ->
     runner = CliRunner()
     shown = runner.invoke(app, ["ble", "--help"], terminal_width=200)
     assert shown.exit_code == 0
-    for option in ("--address", "--subject", "--session", "--timezone", "--broker"):
+    for option in ("--address", "--subject", "--session", "--timezone", "--broker",
+                   "--spool-dir", "--spool-max-mb"):
         assert option in shown.output
     bad = runner.invoke(app, ["ble", "--address", "AA:BB:CC:DD:EE:FF", "--subject", "me",
                               "--timezone", "Mars/Base", "--broker", "kafka://127.0.0.1:9"])

@@ -249,8 +249,11 @@ def test_the_edf_live_command_streams_a_file_and_checks_its_options(
     shown = runner.invoke(app, ["edf-live", "--help"], terminal_width=200)
     assert shown.exit_code == 0
     for option in ("--subject", "--session", "--timezone", "--hr", "--ecg", "--acc", "--poll",
-                   "--idle", "--broker"):
+                   "--idle", "--broker", "--spool-dir", "--spool-max-mb"):
         assert option in shown.output
+    full = runner.invoke(app, ["edf-live", str(src), "--subject", "subject-1", "--timezone",
+                               ZONE, "--spool-max-mb", "0"], terminal_width=400)
+    assert full.exit_code == 2 and "spool_max_mb" in full.output
     bad = runner.invoke(app, ["edf-live", str(src), "--subject", "subject-1", "--timezone",
                               ZONE, "--acc", "Acc X,Acc Y,Pulse", "--broker",
                               "kafka://127.0.0.1:9"], terminal_width=400)

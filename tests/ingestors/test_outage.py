@@ -40,6 +40,7 @@ from ingestors.base import (
 )
 from ingestors.ble import BleakLink, BleReport, ingest_ble
 from ingestors.live_edf import RPeakDetector, ingest_edf_live
+from stream.schemas import SampleChunk, SessionEvent
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker, LocalStack
 from tests.ingestors._bumble_backend import BumbleBleakClient, Measurement, VirtualStrap
@@ -137,12 +138,13 @@ def test_a_long_broker_outage_mid_session_loses_no_sample(tmp_path: Path) -> Non
 
 # --- (b) the ingestor killed while the broker is down, and started again -----------------
 
-def edf_live_command(followed: Path, broker: EmbeddedBroker, env: dict[str, str]
-                     ) -> subprocess.Popen[str]:
+def edf_live_command(followed: Path, broker: EmbeddedBroker, spool_dir: Path,
+                     env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from stream.cli import main; main()", "edf-live",
          str(followed), "--subject", "edf-subject", "--session", "edf-killed", "--timezone",
-         ZONE, "--ecg", "ECG I", "--poll", "0.1", "--idle", "3", "--broker", broker.url],
+         ZONE, "--ecg", "ECG I", "--poll", "0.1", "--idle", "3", "--broker", broker.url,
+         "--spool-dir", str(spool_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
@@ -170,10 +172,10 @@ def test_a_killed_ingestor_resends_its_spool_and_resumes(
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPSTREAM_")}
     env |= {"PYTHONPATH": str(root), "SLEEPSTREAM_TOPIC_PREFIX": "killed.",
-            "SLEEPSTREAM_SPOOL_DIR": str(spool_dir), "SLEEPSTREAM_SEND_TIMEOUT_S": "2"}
+            "SLEEPSTREAM_SEND_TIMEOUT_S": "2"}
     settings = StreamSettings(broker=broker.url, topic_prefix="killed.")
     spool = spool_file(spool_dir, "edf-subject", "edf-killed")
-    first = edf_live_command(followed, broker, env)
+    first = edf_live_command(followed, broker, spool_dir, env)
     second = None
     try:
         writer.start()
@@ -186,7 +188,7 @@ def test_a_killed_ingestor_resends_its_spool_and_resumes(
         first.communicate(timeout=10)
         held = spooled_rows(spool)
         assert held > 0  # what the broker never acknowledged survived the kill
-        second = edf_live_command(followed, broker, env)  # resumes, still without broker
+        second = edf_live_command(followed, broker, spool_dir, env)  # resumes, still without broker
         time.sleep(4.0)
         broker.start()
         out, _ = second.communicate(timeout=120)
@@ -242,7 +244,8 @@ def test_spools_left_by_earlier_runs_are_sent_and_removed_once_ended(
                                       {"rr": (np.arange(3) + 0.5, np.full(3, 0.9))}))
     assert old.end.final_seq == {"old-night-rr": 2}
     kept = [r.message for r in records if r.message.session_id == "open-night"]
-    assert [getattr(m, "seq", getattr(m, "event", None)) for m in kept] == ["start", 0, 1]
+    assert [m.event for m in kept if isinstance(m, SessionEvent)] == ["start"]
+    assert [m.seq for m in kept if isinstance(m, SampleChunk)] == [0, 1]
     assert not ended.exists()  # sent and ended: removed
     assert open_.exists() and spooled_rows(open_) == 0  # sent, kept for a resumption
     assert report.status.ended == "idle"
