@@ -1,8 +1,9 @@
 """The messages of one replayed night and when to send them: :func:`plan_night`.
 
-Each modality is cut on a fixed grid of ``span`` seconds from the session start; every
-non-empty cell becomes one chunk (more when it holds over ``max_samples``) sent at the
-cell's end, when a live device would have its samples. Samples before the start form one
+Each modality is cut on a fixed grid of ``span`` seconds from the session start
+(:mod:`ingestors.base.grid`, which the live ingestors cut on too); every non-empty cell
+becomes one chunk (more when it holds over ``max_samples``) sent at the cell's end, when a
+live device would have its samples. Samples before the start form one
 cell sent at the start; samples at or after the session end are dropped, as the batch
 features ignore them. Every chunk has ``t0_utc`` = session start and ``offsets_s`` = the
 original sample times, so ``chunk.times_s(start)`` gives back the original float64 times.

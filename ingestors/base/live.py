@@ -71,6 +71,8 @@ class LiveOutlet:
         Sends it.
     topics : Topics
         Topic names.
+    bootstrap : str
+        The brokers (for messages).
     resumed : SessionInfo or None
         The session a spool of an earlier run holds (its start was spooled), else None.
     leftovers : list
@@ -83,7 +85,7 @@ class LiveOutlet:
     bootstrap: str
     resumed: SessionInfo | None = None
     leftovers: list[_Drain] = field(default_factory=list)
-    _own: _Drain | None = None
+    _own: _Drain | None = field(default=None, init=False, repr=False)
 
     @property
     def send(self) -> SendStatus:

@@ -167,6 +167,29 @@ class _Failed(Exception):
         self.row, self.error = row, error
 
 
+class _Flight:
+    """Rows sent and not yet acknowledged, oldest first, with their payload bytes."""
+
+    def __init__(self) -> None:
+        self.rows: deque[tuple[Stored, asyncio.Future[Any]]] = deque()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, stored: Stored, fut: asyncio.Future[Any]) -> None:
+        self.rows.append((stored, fut))
+        self.bytes += len(stored.row.value)
+
+    def oldest(self) -> asyncio.Future[Any]:
+        return self.rows[0][1]
+
+    def pop(self) -> Stored:
+        stored, _ = self.rows.popleft()
+        self.bytes -= len(stored.row.value)
+        return stored
+
+
 class OutboxSender:
     """Sends an outbox to Kafka until it is sealed and empty; see the module docstring.
 
@@ -213,6 +236,7 @@ class OutboxSender:
             On an error no retry mends (the rows stay in the outbox).
         """
         backoff = RETRY_MIN_S
+        wait_s = _RETIRE_WAIT_S
         try:
             while not self.outbox.finished:
                 if not self.outbox.rows:
@@ -230,16 +254,19 @@ class OutboxSender:
                     backoff = min(backoff * 2.0, self.retry_max_s)
                 else:
                     backoff = RETRY_MIN_S
+        except asyncio.CancelledError:
+            wait_s = 1.0  # stopped by the user: what is unacknowledged stays in the outbox
+            raise
         finally:
-            await self.close()
+            await self.close(wait_s)
 
-    async def close(self) -> None:
-        """Stop the producer and wait (a while) for retired ones to stop."""
+    async def close(self, wait_s: float = _RETIRE_WAIT_S) -> None:
+        """Stop the producer; wait up to ``wait_s`` for producers that still deliver."""
         producer, self._producer = self._producer, None
         if producer is not None:
             self._retire(producer)
         if self._retiring:
-            await asyncio.wait(self._retiring, timeout=_RETIRE_WAIT_S)
+            await asyncio.wait(self._retiring, timeout=wait_s)
             for task in self._retiring:
                 task.cancel()
 
@@ -255,7 +282,7 @@ class OutboxSender:
     async def _pump(self, producer: Producer) -> None:
         """Send rows and collect acknowledgements until the outbox is empty or a failure."""
         loop = asyncio.get_running_loop()
-        flight: deque[tuple[Stored, asyncio.Future[Any]]] = deque()
+        flight = _Flight()
         last_id = 0  # a fresh producer starts again from the oldest unacknowledged row
         stalled_at = loop.time() + self.timeout_s
         try:
@@ -264,36 +291,33 @@ class OutboxSender:
                     last_id = await self._fill(producer, flight, last_id)
                     if not flight:  # every row sent was acknowledged: nothing left
                         return
-                    await asyncio.wait([flight[0][1]])
+                    await asyncio.wait([flight.oldest()])
                 if self._collect(flight):
                     stalled_at = loop.time() + self.timeout_s
                     self._progress_at = datetime.now(UTC)
         except _Failed:
             raise
         except Exception as err:
-            raise _Failed(flight[0][0] if flight else None, err) from err
+            raise _Failed(flight.rows[0][0] if flight else None, err) from err
         finally:
-            for _, fut in flight:
+            for _, fut in flight.rows:
                 fut.add_done_callback(_consume)
 
-    async def _fill(self, producer: Producer,
-                    flight: deque[tuple[Stored, asyncio.Future[Any]]], last_id: int) -> int:
+    async def _fill(self, producer: Producer, flight: _Flight, last_id: int) -> int:
         """Send rows after ``last_id`` while the window has room; return the last id sent."""
-        if flight and flight[-1][0].row.barrier:
+        if flight and flight.rows[-1][0].row.barrier:
             return last_id  # nothing goes out before a session event is acknowledged
-        in_bytes = sum(len(s.row.value) for s, _ in flight)
         for stored in self.outbox.after(last_id, self.window - len(flight)):
             row = stored.row
             if row.barrier and flight:
                 break  # a session event waits for every earlier row
-            if flight and in_bytes + len(row.value) > _WINDOW_BYTES:
+            if flight and flight.bytes + len(row.value) > _WINDOW_BYTES:
                 break
             try:
                 fut = await producer.send(row.topic, value=row.value, key=row.key)
             except Exception as err:
-                raise _Failed(flight[0][0] if flight else stored, err) from err
-            flight.append((stored, asyncio.ensure_future(fut)))
-            in_bytes += len(row.value)
+                raise _Failed(flight.rows[0][0] if flight else stored, err) from err
+            flight.add(stored, asyncio.ensure_future(fut))
             if stored.id <= self._highest_sent:
                 self.status.resent += 1
             self._highest_sent = max(self._highest_sent, stored.id)
@@ -302,17 +326,16 @@ class OutboxSender:
                 break
         return last_id
 
-    def _collect(self, flight: deque[tuple[Stored, asyncio.Future[Any]]]) -> bool:
+    def _collect(self, flight: _Flight) -> bool:
         """Remove the acknowledged rows at the front of ``flight``; True if any were."""
         acked: list[Stored] = []
-        while flight and flight[0][1].done():
-            stored, fut = flight[0]
+        while flight and flight.oldest().done():
+            stored, fut = flight.rows[0]
             if fut.cancelled() or fut.exception() is not None:
                 error = fut.exception() if not fut.cancelled() else TimeoutError("cancelled")
                 self._acked(acked)
                 raise _Failed(stored, error)  # type: ignore[arg-type]
-            flight.popleft()
-            acked.append(stored)
+            acked.append(flight.pop())
         self._acked(acked)
         return bool(acked)
 

@@ -212,7 +212,7 @@ class SessionSender:
                             self.info.session_id, source, seq))
             self.samples += len(chunk)
         self.chunks += len(rows)
-        if rows or progress is not None:
+        if rows:  # the progress is kept with the chunks it led to
             self.outbox.append(rows, self._meta(progress))
 
     def end(self, when: datetime, progress: Mapping[str, Any] | None = None) -> dict[str, int]:

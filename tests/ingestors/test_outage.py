@@ -281,3 +281,38 @@ def test_a_full_or_busy_spool_stops_the_ingestor_with_a_clear_error(
                                                r"other one, or give this one another "
                                                r"session id"):
         asyncio.run(busy())
+
+
+def test_a_second_signal_stops_waiting_and_leaves_the_backlog_in_the_spool(
+        tmp_path: Path, spool_dir: Path) -> None:
+    src = ecg_recording(tmp_path, 20, datetime(2024, 3, 9, 23, 41, 7), seed=71)  # noqa: DTZ001
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLEEPSTREAM_")}
+    env |= {"PYTHONPATH": str(root), "SLEEPSTREAM_SPOOL_DIR": str(spool_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from stream.cli import main; main()", "edf-live", str(src),
+         "--subject", "edf-subject", "--session", "unsent", "--timezone", ZONE, "--idle",
+         "600", "--broker", "kafka://127.0.0.1:9"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    spool = spool_file(spool_dir, "edf-subject", "unsent")
+    try:
+        wait_for(lambda: spool.exists() and spooled_rows(spool) > 3, 60, "chunks spooled")
+        proc.send_signal(signal.SIGINT)  # ends the session; the broker never answers
+        time.sleep(2.0)
+        assert proc.poll() is None  # still waiting to send the end and the chunks
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 2, out
+    assert "stopped before the broker acknowledged everything; the rest stays in the spool" \
+        in out
+    held = SpoolOutbox.open(spool, max_bytes=10**6)
+    try:  # everything read is there, the session end last
+        meta = held.meta()
+        assert "ended" in meta and held.rows >= 5
+        assert held.after(0, 10**6)[-1].row.barrier
+    finally:
+        held.close()
