@@ -4,14 +4,16 @@
 ``settings.spool_folder()``, starts an :class:`~ingestors.base.sender.OutboxSender` on it,
 and one more on every other spool in the folder that no process owns (sessions of
 ingestors that were killed or stopped while the broker was down): those are sent too,
-and deleted once empty if their session had ended. A spool of the same subject and session
-is resumed (:attr:`LiveOutlet.resumed`).
+and deleted once empty if their session had ended, or had nothing appended for longer than
+``silence_timeout_s`` (the worker has finished it: it can no longer be resumed). A spool
+of the same subject and session is resumed (:attr:`LiveOutlet.resumed`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 class _Drain:
     spool: SpoolOutbox
     sender: OutboxSender
+    stale_s: float  # an unfinished session silent this long is finished by the worker
     task: asyncio.Task[None] | None = None
 
     def start(self) -> _Drain:
@@ -44,9 +47,12 @@ class _Drain:
 
     @property
     def disposable(self) -> bool:
-        """Empty, and its session ended or never started: nothing left to keep."""
+        """Empty, and its session ended, never started, or is too old to be resumed."""
         meta = self.spool.meta()
-        return self.spool.rows == 0 and ("ended" in meta or "session" not in meta)
+        if self.spool.rows:
+            return False
+        quiet_s = time.time() - float(meta.get("appended_at", "0"))
+        return "ended" in meta or "session" not in meta or quiet_s > self.stale_s
 
     def close(self) -> None:
         """Close the spool, deleting it when nothing in it is worth keeping."""
@@ -153,7 +159,7 @@ def _leftovers(settings: StreamSettings, own: SpoolOutbox,
     drains = []
     for path in leftover_spools(own.path.parent, own.path):
         try:
-            spool = SpoolOutbox.open(path, max_bytes=own.max_bytes)
+            spool = SpoolOutbox.open(path, max_bytes=own.max_bytes, create=False)
         except SpoolLockedError:
             continue  # its owner sends it
         except (SpoolError, ValueError) as err:
@@ -163,8 +169,9 @@ def _leftovers(settings: StreamSettings, own: SpoolOutbox,
         meta = spool.meta()
         log.info("sending %d messages of session %s (subject %s) left in %s", spool.rows,
                  meta.get("session_id"), meta.get("subject_id"), path)
-        drains.append(_Drain(spool, _sender(settings, spool, factory, f"earlier spool "
-                                                                       f"{path.name}")))
+        drains.append(_Drain(spool, _sender(settings, spool, factory,
+                                            f"earlier spool {path.name}"),
+                             settings.silence_timeout_s))
     return drains
 
 
@@ -204,7 +211,7 @@ async def live_outlet(settings: StreamSettings, subject_id: str, session_id: str
     outlet = LiveOutlet(spool, _sender(settings, spool, factory, label), Topics.of(settings),
                         settings.bootstrap, SessionSender.resumable(spool))
     spool.context = outlet._context
-    drains = [_Drain(spool, outlet.sender)]
+    drains = [_Drain(spool, outlet.sender, settings.silence_timeout_s)]
     try:
         outlet.leftovers = _leftovers(settings, spool, factory)
         drains += outlet.leftovers

@@ -3,7 +3,8 @@
 A spool holds two tables: ``outbox`` (id autoincrement, topic, key, value, session_id,
 source_id, seq, spooled_at), the messages not yet acknowledged by the broker, and ``meta``
 (name -> text): the subject and session, the session start event (its identity), the last
-``seq`` per source, the end event once the session ended and the ingestor's progress. Rows
+``seq`` per source, the end event once the session ended, the ingestor's progress and
+when rows were last appended. Rows
 and the meta data describing them are written in one transaction, so after a crash both
 agree. SQLite runs in WAL mode with ``synchronous=FULL`` for appends: a committed row
 survives a killed process and a power cut (removals skip the fsync: one lost means a
@@ -140,7 +141,7 @@ class SpoolOutbox(Outbox):
 
     @classmethod
     def open(cls, path: Path, *, max_bytes: int, subject_id: str | None = None,
-             session_id: str | None = None) -> SpoolOutbox:
+             session_id: str | None = None, create: bool = True) -> SpoolOutbox:
         """Lock and open (or create) a spool.
 
         Parameters
@@ -152,13 +153,16 @@ class SpoolOutbox(Outbox):
             Most payload bytes held; appending more raises :class:`SpoolFullError`.
         subject_id, session_id : str, optional
             Written into a new spool; an existing one must hold the same.
+        create : bool
+            Create the spool if it does not exist (else :class:`SpoolError`).
 
         Raises
         ------
         SpoolLockedError
             If another process owns the spool.
         SpoolError
-            If the file is not a spool of this version or belongs to another session.
+            If the file is not a spool of this version, belongs to another session, or
+            is gone (``create=False``).
         """
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = _Lock(path.with_name(path.name + ".lock"))
@@ -168,6 +172,9 @@ class SpoolOutbox(Outbox):
                    "one another session id.")
             raise SpoolLockedError(msg)
         try:
+            if not create and not path.is_file():  # sent and removed by its owner meanwhile
+                msg = f"spool {path} is gone"
+                raise SpoolError(msg)
             db = _connect(path)
             spool = cls(path, db, lock, max_bytes)
             spool._claim(subject_id, session_id)
@@ -204,6 +211,8 @@ class SpoolOutbox(Outbox):
         size = sum(len(r.value) for r in rows)
         if rows and self.bytes + size > self.max_bytes:
             raise SpoolFullError(self._full_message(size))
+        if rows:
+            meta = {**meta, "appended_at": repr(at)}
         with self._db:  # one transaction: rows and the meta that describes them
             self._db.executemany(
                 "INSERT INTO outbox (topic, key, value, session_id, source_id, seq, "

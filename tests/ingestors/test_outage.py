@@ -212,8 +212,9 @@ def test_a_killed_ingestor_resends_its_spool_and_resumes(
 # --- spools of earlier runs; a full spool; a spool in use ---------------------------------
 
 def leave_spool(folder: Path, session: str, chunks: int, ended: bool,
-                settings: StreamSettings) -> Path:
-    """A spool as a killed ingestor leaves it: start, ``chunks`` chunks, maybe the end."""
+                settings: StreamSettings, age_s: float = 0.0) -> Path:
+    """A spool as a killed ingestor leaves it: start, ``chunks`` chunks, maybe the end,
+    written ``age_s`` ago."""
     start = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
     info = SessionInfo("old-subject", session, "strap", "cardio", ("rr",), "UTC", start)
     spool = SpoolOutbox.open(spool_file(folder, "old-subject", session), max_bytes=10**6,
@@ -223,6 +224,8 @@ def leave_spool(folder: Path, session: str, chunks: int, ended: bool,
     sender.put([info.chunk("rr", i, np.array([i + 0.5]), np.array([0.9])) for i in range(chunks)])
     if ended:
         sender.end(start + timedelta(seconds=60))
+    if age_s:
+        spool.append([], {"appended_at": repr(time.time() - age_s)})
     spool.close()
     return spool.path
 
@@ -232,6 +235,9 @@ def test_spools_left_by_earlier_runs_are_sent_and_removed_once_ended(
     settings = StreamSettings(broker=broker.url, topic_prefix="leftover.")
     ended = leave_spool(spool_dir, "old-night", 3, True, settings)
     open_ = leave_spool(spool_dir, "open-night", 2, False, settings)
+    # not ended, but silent for longer than the worker waits: it cannot be resumed any more
+    stale = leave_spool(spool_dir, "stale-night", 1, False, settings,
+                        age_s=settings.silence_timeout_s + 60)
     src = ecg_recording(tmp_path, 20, datetime(2024, 3, 9, 23, 41, 7), seed=51)  # noqa: DTZ001
 
     async def scenario():
@@ -240,6 +246,7 @@ def test_spools_left_by_earlier_runs_are_sent_and_removed_once_ended(
         return report, await read_topics(settings, sessions=2)
 
     report, records = asyncio.run(scenario())
+    assert sum(r.message.session_id == "stale-night" for r in records) == 2  # start, chunk
     old = check_session(records, Sent("old-subject", "old-night",
                                       {"rr": (np.arange(3) + 0.5, np.full(3, 0.9))}))
     assert old.end.final_seq == {"old-night-rr": 2}
@@ -248,6 +255,7 @@ def test_spools_left_by_earlier_runs_are_sent_and_removed_once_ended(
     assert [m.seq for m in kept if isinstance(m, SampleChunk)] == [0, 1]
     assert not ended.exists()  # sent and ended: removed
     assert open_.exists() and spooled_rows(open_) == 0  # sent, kept for a resumption
+    assert not stale.exists()
     assert report.status.ended == "idle"
 
 
