@@ -221,7 +221,7 @@ class OutboxSender:
         self.window, self.timeout_s = window, timeout_s
         self.retry_max_s = max(retry_max_s, RETRY_MIN_S)
         self.on_acked = on_acked
-        self.status = SendStatus()
+        self.status = SendStatus(producers=int(producer is not None))
         self._producer = producer
         self._retiring: set[asyncio.Task[None]] = set()
         self._highest_sent = 0  # highest row id ever sent: ids at or below it are re-sends

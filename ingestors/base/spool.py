@@ -164,9 +164,15 @@ class SpoolOutbox(Outbox):
             If the file is not a spool of this version, belongs to another session, or
             is gone (``create=False``).
         """
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = _Lock(path.with_name(path.name + ".lock"))
-        if not lock.acquire():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            acquired = lock.acquire()
+        except OSError as err:
+            msg = (f"cannot use the spool folder {path.parent}: {err}. Point "
+                   "SLEEPSTREAM_SPOOL_DIR (--spool-dir) at a folder this user can write.")
+            raise SpoolError(msg) from err
+        if not acquired:
             msg = (f"spool {path} is in use by another ingestor (process {lock.owner()}); two "
                    "ingestors must not send one session. Stop the other one, or give this "
                    "one another session id.")

@@ -122,6 +122,14 @@ def test_damaged_and_foreign_spools_are_refused(tmp_path: Path) -> None:
         open_spool(tmp_path)
 
 
+def test_a_folder_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    with pytest.raises(SpoolError, match=r"cannot use the spool folder .*file-not-folder.* "
+                                         r"SLEEPSTREAM_SPOOL_DIR \(--spool-dir\)"):
+        open_spool(blocked / "spool")
+
+
 def test_spool_names_cannot_collide() -> None:
     folder = Path("/spool")
     assert spool_file(folder, "a+b", "c") != spool_file(folder, "a", "b+c")

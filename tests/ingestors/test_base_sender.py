@@ -176,11 +176,11 @@ async def test_an_unreachable_broker_is_retried_with_doubling_back_off() -> None
     await task
     assert first_occurrences(broker.log) == expected(rows)
     gaps = [b - a for a, b in zip(broker.starts, broker.starts[1:], strict=False)]
-    # no acknowledgement for 0.3 s, then back-off 0.25, 0.5 and 0.6 s from then on (capped),
-    # plus a little scheduling
-    assert gaps[0] == pytest.approx(0.3 + 0.25, abs=0.15)
-    assert gaps[1] == pytest.approx(0.5, abs=0.15)
-    assert len(gaps) >= 4 and all(g == pytest.approx(0.6, abs=0.15) for g in gaps[2:])
+    # no acknowledgement for 0.3 s, then back-off 0.25, 0.5 and 0.6 s from then on (capped;
+    # the upper bounds leave room for a busy machine)
+    assert 0.54 <= gaps[0] < 0.3 + 0.25 + 0.4
+    assert 0.49 <= gaps[1] < 0.5 + 0.4
+    assert len(gaps) >= 4 and all(0.59 <= g < 1.0 for g in gaps[2:])
     assert broker.starts[-1] - went_down[0] >= 2.5
     assert stuck.stopped and sender.status.failures == len(broker.starts) - 1
     assert sender.status.last_error == ("KafkaConnectionError: Unable to bootstrap from "

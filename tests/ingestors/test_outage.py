@@ -122,7 +122,7 @@ def test_a_long_broker_outage_mid_session_loses_no_sample(tmp_path: Path) -> Non
 
     assert times["up"] - times["down"] >= 60.0
     for report in (ble, edf):  # the outage was seen, and the backlog flowed soon after
-        assert report.send.failures >= 1 and report.send.max_backlog >= 10
+        assert report.send.failures >= 1 and report.send.max_backlog >= 8
         since, again = report.send.outages[0]
         assert (again - since).total_seconds() >= 55.0
         assert (again - up_at[0]).total_seconds() <= 10.0  # well within the 30-s grace
