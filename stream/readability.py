@@ -125,6 +125,8 @@ class InputGate:
         self.grace_s = float(grace_s)
         self.clock = clock
         self.partitions: dict[int, PartitionReadability] = {}
+        #: checks that found readable partitions unreadable
+        self.outages = 0
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
@@ -140,6 +142,8 @@ class InputGate:
                 st.down_since = t
                 lost.append(p)
             st.readable = False
+        if lost:
+            self.outages += 1
         return sorted(lost)
 
     def checked(self, partition: int, ends: Mapping[str, int], positions: Mapping[str, int],

@@ -16,6 +16,7 @@ import pytest
 
 from ingestors.replay import ReplayNight, plan_night, sleep_accel_nights
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
+from stream.readability import InputGate
 from stream.schemas import SampleChunk, SessionEvent, StageEvent
 from stream.settings import StreamSettings
 from stream.staging import Stager
@@ -37,7 +38,8 @@ class Clock:
 class Harness:
     """A worker, its two tables as dicts, and everything it published and released."""
 
-    def __init__(self, stagers: dict[str, Stager], **settings: Any) -> None:
+    def __init__(self, stagers: dict[str, Stager], *, gated: bool = False,
+                 **settings: Any) -> None:
         self.state: dict[str, str] = {}
         self.rows: dict[str, dict[str, Any]] = {}
         self.clock = Clock()
@@ -48,13 +50,15 @@ class Harness:
         self.dead: list[Any] = []
         self.released: set[int] = set()
         self.offset = 0
+        # gated: readability checks as the app makes them (InputGate on the fake clock)
+        self.gate = InputGate(self.settings.grace_s, self.clock) if gated else None
         self.restart()
 
     def restart(self) -> None:
         """A new worker process: memory gone, tables kept (JSON round trip)."""
         self.state = json.loads(json.dumps(self.state))
         self.worker = Worker(self.settings, self.state.get, self.rows.get,
-                             stagers=self.stagers, clock=self.clock)
+                             stagers=self.stagers, clock=self.clock, inputs=self.gate)
 
     def msg(self, kind: str, payload: Any, key: str | None = None, raw: bytes | None = None,
             partition: int = 0) -> Inbound:
@@ -378,3 +382,80 @@ def test_cardio_session_is_staged_with_the_cardio_models_causal_window() -> None
     assert h.worker.stager("cardio").context_epochs == 25
     assert [e.epoch_index for e in h.events] == list(range(len(h.events)))
     assert len(h.events) >= 8
+
+
+def _readable(h: Harness, wall: datetime) -> None:
+    """A readability check at ``wall`` that finds everything on the broker processed."""
+    assert h.gate is not None
+    h.gate.checked(0, {}, {}, wall)
+
+
+def _live_outage(h: Harness, chunks: list[SampleChunk]) -> None:
+    """A live subject whose chunks up to 45 s arrive, then 155 s of broker outage during
+    which the device goes on (its ingestor's outbox keeps the chunks), then the backlog."""
+    h.feed([h.msg("sessions", _start(live=True))])
+    h.feed([h.msg("samples", c) for c in chunks[:3]])
+    if h.gate is not None:
+        _readable(h, T0 + timedelta(seconds=45))
+        h.gate.failed([0])
+    h.tick(T0 + timedelta(seconds=46))
+    h.clock.t += 154
+    h.tick(T0 + timedelta(seconds=200))  # without the gate: epochs 1-4 close as silent
+    if h.gate is not None:
+        _readable(h, T0 + timedelta(seconds=205))
+    h.feed([h.msg("samples", c) for c in chunks[3:]])  # the outbox's backlog
+    h.tick(T0 + timedelta(seconds=206))
+
+
+def test_a_worker_that_cannot_read_closes_no_live_epoch_as_silent(
+        stagers: dict[str, Stager]) -> None:
+    chunks = [_chunk(seq=k, t=15.0 * k, values=(60.0 + k,) * 15) for k in range(14)]
+    ref = Harness(stagers, silence_timeout_s=100.0)
+    ref.feed([ref.msg("sessions", _start(live=True))])
+    ref.feed([ref.msg("samples", c) for c in chunks])
+    want = _signature(ref.events)
+    assert len(want) == 5
+
+    h = Harness(stagers, gated=True, silence_timeout_s=100.0)
+    _live_outage(h, chunks)
+    assert not h.dead and not h.summaries  # no late chunks, no night finished by silence
+    assert _signature(h.events) == want and all(e.valid for e in h.events)
+    assert h.gate is not None and h.gate.outages == 1
+
+    # the same without readability checks: the outage's epochs closed empty, and the
+    # backlog for them is dead-lettered as late (what the gate prevents)
+    blind = Harness(stagers, silence_timeout_s=100.0)
+    _live_outage(blind, chunks)
+    assert blind.summaries or blind.dead
+    assert _signature(blind.events) != want
+
+
+def test_silence_is_not_counted_while_the_input_cannot_be_read(
+        stagers: dict[str, Stager]) -> None:
+    h = Harness(stagers, gated=True, end_wait_s=5.0, silence_timeout_s=600.0,
+                unknown_session_wait_s=30.0)
+    assert h.gate is not None
+    h.feed([h.msg("sessions", _start()),
+            h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 90)),
+            h.msg("sessions", SessionEvent(event="end", subject_id="s1", session_id="n1",
+                                           t_utc=T0 + timedelta(minutes=2))),
+            h.msg("sessions", _start("s2", "m1")),
+            h.msg("samples", _chunk("s2", "m1", seq=0, t=0.0, values=(60.0,) * 70)),
+            h.msg("samples", _chunk("s3", "never", seq=0))])
+    h.gate.failed([0])
+    h.clock.t += 3600  # an hour the worker could not read: nothing counts as silence
+    h.tick()
+    assert not h.summaries and not h.dead
+    _readable(h, T0)
+    h.clock.t += 4
+    h.tick()
+    assert not h.summaries
+    h.clock.t += 2  # 6 s of silence it could see: the ended night is finished
+    h.tick()
+    assert [s.subject_id for s in h.summaries] == ["s1"] and not h.dead
+    h.clock.t += 30  # the chunk of a session that never started waited 36 s
+    h.tick()
+    assert len(h.dead) == 1 and "never arrived" in h.dead[0].reason
+    h.clock.t += 570  # s2 silent for 606 s (not counting the outage)
+    h.tick()
+    assert [s.subject_id for s in h.summaries] == ["s1", "s2"]
