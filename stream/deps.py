@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import faust
@@ -21,6 +22,13 @@ from stream.topics import Topics, declare_topics
 from stream.worker import Worker
 
 __all__ = ["Deps", "build_deps"]
+
+log = logging.getLogger(__name__)
+
+
+async def _no_app(err: BaseException) -> None:
+    """Without an app to stop (unit tests): the error goes on up."""
+    raise err
 
 
 @dataclass
@@ -53,6 +61,8 @@ class Deps:
         Host name and process id, for health points and the stats page.
     make_sink : callable
         Builds a sink from the sink settings (tests pass a fake).
+    crash : callable
+        Stops the worker with an error (``app.crash``).
     """
 
     settings: StreamSettings
@@ -67,11 +77,23 @@ class Deps:
     offsets: dict[TP, int] = field(default_factory=dict)
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     make_sink: Callable[[SinkSettings], Sink] = make_sink
+    crash: Callable[[BaseException], Awaitable[None]] = field(default=_no_app, repr=False)
 
     async def process(self, fx: Effects) -> None:
-        """Publish the outputs of a batch or tick, then its checkpoints; acknowledge."""
-        await self.publisher.publish(fx)
-        await self.publisher.publish(self.worker.checkpoints())
+        """Publish the outputs of a batch or tick, then its checkpoints; acknowledge.
+
+        If they cannot be made durable the worker stops (``crash``, exit code 1): its
+        memory is then ahead of its checkpoints, and only a restart, which resumes from
+        them and is re-sent the unacknowledged messages, is right again.
+        """
+        try:
+            await self.publisher.publish(fx)
+            await self.publisher.publish(self.worker.checkpoints())
+        except Exception as err:
+            log.critical("sleepstream: a batch's effects could not be made durable (%s); "
+                         "stopping the worker so that a restart resumes from its "
+                         "checkpoints", err)
+            await self.crash(err)
 
 
 def build_deps(app: faust.App, settings: StreamSettings, sink_settings: SinkSettings) -> Deps:
@@ -87,4 +109,4 @@ def build_deps(app: faust.App, settings: StreamSettings, sink_settings: SinkSett
                           deadletter=topics.deadletter)
     gaps = GapFiller(settings.bootstrap, settings.app_id, settings.kafka_client_options())
     return Deps(settings, sink_settings, topics, worker, publisher, asyncio.Lock(), acks,
-                gaps, gate)
+                gaps, gate, crash=app.crash)

@@ -12,18 +12,26 @@
 5. acknowledges the messages whose effects are now durable, in offset order.
 
 A crash between any two steps re-delivers the messages, and the worker's
-de-duplication by ``(source_id, seq)`` makes the replay harmless.
+de-duplication by ``(source_id, seq)`` makes the replay harmless. An output the producer
+gave up on (Faust's producer retries for ``producer_request_timeout``, 20 minutes by
+default, then drops the batch) raises :class:`PublishError` before anything else is
+written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from stream.effects import Effects
 from stream.tables import in_partition
 
-__all__ = ["Publisher"]
+__all__ = ["PublishError", "Publisher"]
+
+
+class PublishError(RuntimeError):
+    """Outputs were not written to the broker; nothing after them was written."""
 
 
 class Producer(Protocol):
@@ -31,8 +39,8 @@ class Producer(Protocol):
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
                    partition: int | None, timestamp: float | None,
-                   headers: Any) -> Any:
-        """Queue a message."""
+                   headers: Any) -> Awaitable[Any]:
+        """Queue a message; the awaitable completes once the broker has it."""
 
     async def flush(self) -> None:
         """Wait until everything queued (table changelogs included) is on the broker."""
@@ -75,11 +83,12 @@ class Publisher:
         sends = [(self.stages, e.subject_id, e) for e in fx.stage_events] + [
             (self.summaries, s.subject_id, s) for s in fx.summaries] + [
             (self.deadletter, d.key, d) for d in fx.dead_letters]
-        for topic, key, payload in sends:
-            await producer.send(topic, key.encode() if key else None,
-                                payload.model_dump_json().encode(), None, None, None)
+        delivered = [await producer.send(topic, key.encode() if key else None,
+                                         payload.model_dump_json().encode(), None, None, None)
+                     for topic, key, payload in sends]
         if sends:
             await producer.flush()
+            await _check_delivered(delivered, [topic for topic, _, _ in sends])
         puts = [(p, k, b) for p, k, b in fx.rows if b is not None]
         for partition, key, block in puts:
             with in_partition(partition):
@@ -99,3 +108,14 @@ class Publisher:
                 with in_partition(partition):
                     del self.rows_table[key]
         self.acks.release(fx.release)
+
+
+async def _check_delivered(delivered: Sequence[Awaitable[Any]], topics: Sequence[str]) -> None:
+    """Raise :class:`PublishError` if the broker did not take every output."""
+    results = await asyncio.gather(*delivered, return_exceptions=True)
+    failed = [(t, r) for t, r in zip(topics, results, strict=True) if isinstance(r, BaseException)]
+    if failed:
+        topic, err = failed[0]
+        msg = (f"{len(failed)} of {len(results)} outputs were not written to the broker "
+               f"(first: {topic}: {type(err).__name__}: {err})")
+        raise PublishError(msg) from err

@@ -132,13 +132,22 @@ class Worker:
         self._finish_batch(touched, fx, closed_at)
         return fx
 
-    def tick(self, now_utc: datetime | None = None) -> Effects:
+    def tick(self, now_utc: datetime | None = None, *, release_held: bool = False) -> Effects:
         """Timer work: close silent live subjects and finish ended or abandoned nights.
 
         Also dead-letters chunks whose session start never arrived. Silence is measured
         on the quiet clock of each subject's partition, and a live subject's epochs close
         by the wall clock only up to when its input is known complete
         (:class:`~stream.readability.InputClock`).
+
+        Parameters
+        ----------
+        now_utc : datetime, optional
+            The wall time (default: now).
+        release_held : bool
+            Checkpoint every subject that holds messages, so that all are acknowledged
+            (a rebalance waits for that before it hands partitions over); otherwise a
+            subject's messages wait at most ``max_unacked_s``.
         """
         fx = Effects()
         wall = now_utc or datetime.now(UTC)
@@ -152,7 +161,8 @@ class Worker:
                 continue
             if self._tick_session(sub, quiet, wall, fx):
                 touched[sub.subject_id] = sub
-            if sub.held and now - sub.last_checkpoint >= self.settings.max_unacked_s:
+            if sub.held and (release_held or
+                             now - sub.last_checkpoint >= self.settings.max_unacked_s):
                 sub.dirty = True  # no message waits for ever for its acknowledgement
                 touched[sub.subject_id] = sub
         self._finish_batch(touched, fx, wall)

@@ -66,7 +66,8 @@ class ReadabilityMonitor:
                 log.warning(
                     "sleepstream: cannot read input partitions %s (%s: %s); until they are "
                     "readable again no live epoch closes by the wall clock and no silence "
-                    "is counted", lost, type(err).__name__, err or "no answer in time")
+                    "is counted", lost, type(err).__name__,
+                    str(err) or f"no answer within {self.deps.settings.readability_timeout_s} s")
             return
         positions = await self._positions(tps)
         back: dict[int, float] = {}

@@ -4,7 +4,9 @@ Every ``SLEEPSTREAM_TICK_INTERVAL_S`` it runs :meth:`~stream.worker.Worker.tick`
 also dead-letters chunks of sessions that never started, and checkpoints subjects whose
 messages waited ``max_unacked_s``) and publishes its effects, under the same lock as the
 stage agent. What the wall clock may close depends on the readability of the input
-(:mod:`stream.readability`).
+(:mod:`stream.readability`). During a rebalance every subject that holds unacknowledged
+messages is checkpointed at once, so that Faust, which waits for them, hands the
+partitions over without delay.
 """
 
 from __future__ import annotations
@@ -26,4 +28,7 @@ def register(app: faust.App, deps: Deps) -> None:
     async def close_silent_subjects() -> None:
         """One tick of the worker, published."""
         async with deps.lock:
-            await deps.process(deps.worker.tick())
+            # in a rebalance Faust hands partitions over only once every message it
+            # delivered is acknowledged: checkpoint the subjects that hold some now,
+            # rather than after max_unacked_s
+            await deps.process(deps.worker.tick(release_held=app.rebalancing))

@@ -23,8 +23,8 @@ from faust.types import EventT, Message
 from stream.agents import sink as sink_agent
 from stream.agents import stage as stage_agent
 from stream.deps import Deps
-from stream.effects import Inbound
-from stream.publish import Publisher
+from stream.effects import Effects, Inbound
+from stream.publish import Publisher, PublishError
 from stream.readability import InputGate
 from stream.schemas import EpochInputStats, SampleChunk, SessionEvent, StageEvent
 from stream.settings import SinkSettings, StreamSettings
@@ -58,13 +58,25 @@ class FakeAcks:
         self.log.append(("release", *tokens))
 
 
+def _delivered(result: Any) -> asyncio.Future[Any]:
+    """What the producer's send returns: done once the broker has the message."""
+    future = asyncio.get_running_loop().create_future()
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+    return future
+
+
 class FakeProducer:
     def __init__(self, log: Log) -> None:
         self.log = log
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
-                   partition: int | None, timestamp: float | None, headers: Any) -> None:
+                   partition: int | None, timestamp: float | None,
+                   headers: Any) -> asyncio.Future[Any]:
         self.log.append(("send", topic, key, value))
+        return _delivered(None)
 
     async def flush(self) -> None:
         self.log.append(("flush",))
@@ -257,3 +269,28 @@ def test_deps_process_publishes_the_checkpoints_after_the_outputs(
         return tables
 
     assert "s2" in asyncio.run(scenario())["state"] and log[-1] == ("release", "tok")
+
+
+def test_effects_that_cannot_be_made_durable_stop_the_worker(
+        stagers: dict[str, Stager]) -> None:
+    crashed: list[BaseException] = []
+    start = SessionEvent(event="start", subject_id="s3", session_id="n1",
+                         modalities=("heart_rate",), t_utc=T0, live=False)
+
+    async def scenario() -> dict[str, Any]:
+        _, deps, tables = _deps([], stagers)
+
+        async def crash(err: BaseException) -> None:
+            crashed.append(err)
+
+        async def refused(fx: Effects) -> None:
+            raise PublishError("1 of 1 outputs were not written to the broker")
+
+        deps.crash = crash
+        deps.publisher.publish = refused  # type: ignore[method-assign]
+        await deps.process(deps.worker.handle([Inbound(
+            "sessions", "t.sessions", 0, 0, b"s3", start.model_dump_json().encode(), "t")]))
+        return tables
+
+    assert asyncio.run(scenario())["state"] == {}
+    assert [str(e) for e in crashed] == ["1 of 1 outputs were not written to the broker"]

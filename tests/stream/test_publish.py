@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 
 from stream.delivery import InOrderAcks
 from stream.effects import Effects
-from stream.publish import Publisher
+from stream.publish import Publisher, PublishError
 from stream.schemas import DeadLetter, NightSummary, StageEvent
 from stream.tables import current_partition
 
@@ -20,13 +22,25 @@ T0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
 Log = list[tuple[Any, ...]]
 
 
+def _delivered(result: Any) -> asyncio.Future[Any]:
+    """What the producer's send returns: done once the broker has the message."""
+    future = asyncio.get_running_loop().create_future()
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+    return future
+
+
 class FakeProducer:
-    def __init__(self, log: Log) -> None:
-        self.log = log
+    def __init__(self, log: Log, fail: BaseException | None = None) -> None:
+        self.log, self.fail = log, fail
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
-                   partition: int | None, timestamp: float | None, headers: Any) -> None:
+                   partition: int | None, timestamp: float | None,
+                   headers: Any) -> asyncio.Future[Any]:
         self.log.append(("send", topic, key))
+        return _delivered(self.fail)
 
     async def flush(self) -> None:
         self.log.append(("flush",))
@@ -81,10 +95,11 @@ def _summary(subject: str) -> NightSummary:
         percent_of_tst={"light": 0.0, "deep": 0.0, "REM": 0.0}, emitted_at_utc=T0)
 
 
-def _publisher(log: Log) -> tuple[Publisher, FakeTable, FakeTable]:
+def _publisher(log: Log, fail: BaseException | None = None) -> tuple[
+        Publisher, FakeTable, FakeTable]:
     state = FakeTable("state", log, old="x")
     rows = FakeTable("rows", log, **{"s1|n0|0": {"first": 0, "rows": []}})
-    producer = FakeProducer(log)
+    producer = FakeProducer(log, fail)
     return Publisher(lambda: producer, state, rows, FakeAcks(log), stages="t.stages",
                      summaries="t.summaries", deadletter="t.deadletter"), state, rows
 
@@ -113,6 +128,17 @@ def test_outputs_then_rows_then_checkpoints_then_deletions_then_acks() -> None:
         ("release", 11, 12),
     ]
     assert state.data == {"s1": '{"v":1}'} and set(rows.data) == {"s1|n1|0"}
+
+
+def test_outputs_the_broker_did_not_take_stop_the_write_before_any_checkpoint() -> None:
+    log: Log = []
+    publisher, state, _ = _publisher(log, fail=KafkaTimeoutError("batch expired"))
+    fx = Effects(stage_events=[_event("s1")], state=[(1, "s1", '{"v":1}')], release=[3])
+    with pytest.raises(PublishError, match=r"1 of 1 outputs were not written to the broker "
+                       r"\(first: t.stages: KafkaTimeoutError"):
+        asyncio.run(publisher.publish(fx))
+    assert log == [("send", "t.stages", b"s1"), ("flush",)]  # no checkpoint, no ack
+    assert "s1" not in state
 
 
 def test_nothing_to_write_waits_for_nothing() -> None:

@@ -153,6 +153,22 @@ def test_night_in_batches_equals_batch_predictions(stagers: dict[str, Stager],
     assert h.worker.active_subjects == 0
 
 
+def test_a_rebalance_releases_every_held_message_at_once(stagers: dict[str, Stager],
+                                                        night: ReplayNight) -> None:
+    h = Harness(stagers, checkpoint_interval_s=600.0, max_unacked_s=600.0)
+    msgs = _messages(h, night, n_epochs=3)
+    h.feed(msgs[:1])  # the session start, checkpointed at once
+    h.feed(msgs[1:])
+    held = [m.token for m in msgs if m.token not in h.released]
+    assert held  # chunks since the session start wait for a checkpoint
+    h.tick()
+    assert not any(t in h.released for t in held)
+    fx = h.worker.tick(release_held=True)
+    h.apply(fx)
+    h.apply(h.worker.checkpoints())
+    assert all(t in h.released for t in held)
+
+
 def test_messages_released_only_at_checkpoints(stagers: dict[str, Stager],
                                                night: ReplayNight) -> None:
     h = Harness(stagers, checkpoint_interval_s=0.0)
