@@ -76,6 +76,8 @@ class PartitionReadability:
 
     Attributes
     ----------
+    assigned : bool
+        Assigned to this worker (checked since it last was revoked).
     readable : bool
         The last check succeeded.
     down_since : float or None
@@ -90,6 +92,7 @@ class PartitionReadability:
         ``(wall time, {topic: end offset})`` of the oldest check not yet processed up to.
     """
 
+    assigned: bool = True
     readable: bool = False
     down_since: float | None = None
     back_at: float = -math.inf
@@ -141,7 +144,7 @@ class InputGate:
             if st.down_since is None:
                 st.down_since = t
                 lost.append(p)
-            st.readable = False
+            st.readable, st.assigned = False, True
         if lost:
             self.outages += 1
         return sorted(lost)
@@ -169,7 +172,7 @@ class InputGate:
             st.blind_s += outage
             st.down_since = None
             st.back_at = t
-        st.readable = True
+        st.readable = st.assigned = True
         if st.target is not None and _covered(st.target[1], positions):
             st.complete, st.target = st.target[0], None
         if _covered(ends, positions):
@@ -181,13 +184,15 @@ class InputGate:
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions revoked: what was processed is unknown, outages are remembered.
 
-        A partition handed back after an outage (the usual rebalance when the broker
-        returns) still waits ``grace_s`` from the outage's end.
+        A partition handed back during or after an outage (the usual rebalance when the
+        broker returns) still waits ``grace_s`` from the outage's end. Until it is
+        checked again it does not count in :meth:`readable` and :meth:`unreadable_s`.
         """
         for p in partitions:
             st = self.partitions.get(p)
             if st is not None:
                 st.complete = st.target = None
+                st.assigned = False
 
     # ------------------------------------------------------------------ questions
     def quiet_time(self, partition: int, now: float | None = None) -> float:
@@ -211,12 +216,14 @@ class InputGate:
         return min(st.complete, wall)
 
     def readable(self) -> bool | None:
-        """Whether every known partition is readable; None before the first check."""
-        if not self.partitions:
+        """Whether every assigned partition is readable; None before the first check."""
+        assigned = [st for st in self.partitions.values() if st.assigned]
+        if not assigned:
             return None
-        return all(st.readable for st in self.partitions.values())
+        return all(st.readable for st in assigned)
 
     def unreadable_s(self, now: float | None = None) -> float:
-        """The longest time any partition could not be read, in s."""
+        """The longest time an assigned partition could not be read, in s."""
         t = self._now(now)
-        return max((st.unreadable_s(t) for st in self.partitions.values()), default=0.0)
+        return max((st.unreadable_s(t) for st in self.partitions.values() if st.assigned),
+                   default=0.0)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ingestors.replay import (
     NightPlan,
@@ -121,6 +121,34 @@ async def _live_night_with_outage(broker: EmbeddedBroker, device: Device,
     device.read(everything=True)
     await device.send()
     return snapshots
+
+
+def test_embedded_broker_restarts_on_its_port_with_its_data(broker: EmbeddedBroker) -> None:
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for i in range(3):
+                await producer.send_and_wait("kept", b"v%d" % i, partition=0)
+        finally:
+            await producer.stop()
+
+    async def end() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            tp = TopicPartition("kept", 0)
+            return int((await consumer.end_offsets([tp]))[tp])
+        finally:
+            await consumer.stop()
+
+    asyncio.run(produce())
+    port, started = broker.port, time.monotonic()
+    broker.restart(down_s=1.0)
+    assert time.monotonic() - started >= 1.0 and broker.port == port
+    assert asyncio.run(end()) == 3
+    with pytest.raises(ValueError, match="down_s must be >= 0"):
+        broker.restart(down_s=-1.0)
 
 
 @pytest.fixture(scope="module")

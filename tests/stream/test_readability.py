@@ -90,6 +90,20 @@ def test_a_partition_handed_back_after_an_outage_still_waits_the_grace_period() 
     assert gate.quiet_time(0, now=90) == 90 - 69
 
 
+def test_a_partition_revoked_during_an_outage_no_longer_counts() -> None:
+    gate = InputGate(30.0)
+    for p in (0, 1):
+        _check(gate, 0, ends=(0, 1), processed=(0, 1), partition=p)
+    gate.failed([0, 1], now=1)
+    gate.forget([1])  # handed to another worker when the broker came back
+    _check(gate, 60, ends=(0, 1), processed=(0, 1), partition=0)
+    assert gate.readable() is True and gate.unreadable_s(now=100) == 59
+    # handed back later: still waiting for its first check, then for the grace period
+    assert _check(gate, 200, ends=(0, 1), processed=(0, 1), partition=1) == 199
+    assert gate.complete_until(1, _wall(220), now=220) is None
+    assert gate.complete_until(1, _wall(230), now=230) == _wall(200)
+
+
 def test_outages_are_per_partition() -> None:
     gate = InputGate(30.0)
     _check(gate, 0, ends=(0, 1), processed=(0, 1), partition=0)
