@@ -86,8 +86,8 @@ def evaluate(
     from rich.console import Console
 
     from ingestors.errors import DataFormatError
-    from training.evaluation.loading import load_hypnograms
-    from training.evaluation.report import evaluate_hypnograms, scores_table_rich
+    from ingestors.hypnogram_sets import load_hypnograms
+    from models.evaluation.report import evaluate_hypnograms, scores_table_rich
 
     sets = _stage_sets(stage_sets)
     try:

@@ -286,9 +286,9 @@ def _night_report(nights: tuple[ReplayNight, ...], collector: object, out: Path,
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from models.evaluation.plots import plot_hypnogram
     from stream.collect import OutputCollector
     from stream.replay_eval import CLASS_TO_STAGE
-    from training.evaluation.plots import plot_hypnogram
 
     assert isinstance(collector, OutputCollector)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,12 @@ from ingestors.hypnogram_io import read_hypnogram, write_bids_tsv, write_csv, wr
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from ingestors.sleep_accel import SleepAccelNight, read_subject
 from ingestors.types import Hypnogram
+from models.evaluation.metrics import score_classes
+from models.evaluation.night_stats import NightStats, night_stats
+from models.evaluation.plots import plot_hypnogram
 from models.features import compute_features
 from models.stages import reduce_stages
 from stream.staging import CLASS_TO_STAGE, Stager
-from training.evaluation.metrics import score_classes
-from training.evaluation.night_stats import NightStats, night_stats
-from training.evaluation.plots import plot_hypnogram
 
 __all__ = ["DemoResult", "run_demo"]
 

@@ -28,13 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingestors.replay import ReplayNight, ReplayReport, replay
+from models.evaluation.metrics import NightlyReport, score_nights
+from models.evaluation.plots import plot_confusion_matrix
 from models.features import compute_features
 from stream.collect import OutputCollector
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
 from stream.staging import CLASS_TO_STAGE, Stager
-from training.evaluation.metrics import NightlyReport, score_nights
-from training.evaluation.plots import plot_confusion_matrix
 
 __all__ = [
     "CLASS_TO_STAGE",

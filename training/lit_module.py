@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from models.evaluation.metrics import scores_from_confusion
 from models.nets import StagerNet
 from models.nets._layers import to_stage_set
-from training.evaluation.metrics import scores_from_confusion
 
 __all__ = ["BestState", "StagerModule"]
 

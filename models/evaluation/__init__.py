@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from training.evaluation.alignment import AlignedNight, align_pair
-from training.evaluation.metrics import (
+from models.evaluation.alignment import AlignedNight, align_pair
+from models.evaluation.metrics import (
     NightlyReport,
     Scores,
     Spread,
@@ -13,9 +13,9 @@ from training.evaluation.metrics import (
     score_nights,
     scores_from_confusion,
 )
-from training.evaluation.night_stats import NightStats, night_stats, night_stats_from_stages
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
-from training.evaluation.report import (
+from models.evaluation.night_stats import NightStats, night_stats, night_stats_from_stages
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
+from models.evaluation.report import (
     EvaluationResult,
     StatsPair,
     evaluate_hypnograms,

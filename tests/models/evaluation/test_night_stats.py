@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ingestors.types import Hypnogram
+from models.evaluation.night_stats import NightStats, night_stats, night_stats_from_stages
 from models.stages import Stage
-from training.evaluation.night_stats import NightStats, night_stats, night_stats_from_stages
 
 W, N1, N2, N3, REM = Stage.W, Stage.N1, Stage.N2, Stage.N3, Stage.REM
 UNS, MOV = Stage.UNSCORED, Stage.MOVEMENT

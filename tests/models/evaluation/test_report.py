@@ -11,16 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ingestors.types import NOMINAL_START, Hypnogram
-from models.stages import Stage
-from training.evaluation.alignment import align_pair
-from training.evaluation.metrics import score, score_classes, score_nights
-from training.evaluation.report import (
+from models.evaluation.alignment import align_pair
+from models.evaluation.metrics import score, score_classes, score_nights
+from models.evaluation.report import (
     evaluate_hypnograms,
     nightly_report_markdown,
     scores_table_markdown,
     scores_table_rich,
     write_evaluation,
 )
+from models.stages import Stage
 
 START = datetime(2024, 5, 1, 22, 30, tzinfo=UTC)
 

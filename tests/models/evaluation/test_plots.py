@@ -9,8 +9,8 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 from ingestors.types import NOMINAL_START, Hypnogram
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import Stage
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TZ = ZoneInfo("Europe/Amsterdam")

@@ -31,11 +31,11 @@ from typing import Any, NamedTuple
 from rich.table import Table
 
 from ingestors.types import Hypnogram
+from models.evaluation.alignment import AlignedNight, align_pair
+from models.evaluation.metrics import NightlyReport, Scores, score_nights
+from models.evaluation.night_stats import NightStats, night_stats
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import stage_names
-from training.evaluation.alignment import AlignedNight, align_pair
-from training.evaluation.metrics import NightlyReport, Scores, score_nights
-from training.evaluation.night_stats import NightStats, night_stats
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 
 __all__ = [
     "EvaluationResult",
@@ -149,7 +149,7 @@ def nightly_report_markdown(report: NightlyReport) -> str:
     Parameters
     ----------
     report : NightlyReport
-        Result of :func:`~training.evaluation.metrics.score_nights`.
+        Result of :func:`~models.evaluation.metrics.score_nights`.
 
     Returns
     -------

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from ingestors.errors import DataFormatError
 from ingestors.hypnogram_io import read_hypnogram, write_bids_tsv, write_csv
+from ingestors.hypnogram_sets import load_hypnograms, night_key
 from models.stages import reduce_stages
 from stream.cli import app
-from training.evaluation.loading import load_hypnograms, night_key
 
 runner = CliRunner()
 
