@@ -31,13 +31,13 @@ from ingestors.replay import ReplayNight, ReplayReport, replay
 from models.evaluation.metrics import NightlyReport, score_nights
 from models.evaluation.plots import plot_confusion_matrix
 from models.features import compute_features
+from models.stages import class_stages
 from stream.collect import OutputCollector
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
-from stream.staging import CLASS_TO_STAGE, Stager
+from stream.staging import Stager
 
 __all__ = [
-    "CLASS_TO_STAGE",
     "NightParity",
     "StreamEvaluation",
     "StreamRun",
@@ -254,7 +254,7 @@ def evaluate(
                 else math.inf
             mismatches[kind] = int((p[seen].argmax(1) != batch[kind][seen].argmax(1)).sum())
             if night.labels is not None and seen.all():
-                pred = CLASS_TO_STAGE[p.argmax(1)]
+                pred = class_stages(p.argmax(1), len(_NAMES))
                 for s in (4, 3, 2):
                     pairs[kind][s][night.subject_id] = (night.labels, pred)
         parity.append(NightParity(night.subject_id, night.session_id, night.n_epochs, counts,

@@ -19,7 +19,8 @@ Measurements
     tags ``subject``, ``session``, ``kind``, ``model``; fields ``n_epochs``,
     ``n_valid_epochs`` (int), ``tib_min``, ``tst_min``, ``se_pct``, ``sol_min``,
     ``waso_min``, ``rem_latency_min`` (float; an undefined value, e.g. no REM, is left
-    out), ``minutes_<class>`` and ``pct_<class>`` (float, one per class);
+    out), ``minutes_<class>`` (float, one per class) and ``pct_<class>`` (float, % of
+    total sleep time, one per sleep class; left out for a night without sleep);
     time = session start, so a revised summary overwrites the previous one.
 ``sleep_inputs``, one point per closed epoch (an :class:`EpochInputs`)
     tags ``subject``, ``session``; fields ``hr_mean_bpm`` (float), ``hr_samples`` (int),
@@ -241,7 +242,8 @@ def summary_point(summary: NightSummary) -> Point:
         value = getattr(summary, name)
         values[name] = None if value is None else float(value)
     values.update({f"minutes_{k}": float(v) for k, v in summary.minutes.items()})
-    values.update({f"pct_{k}": float(v) for k, v in summary.percent_of_tst.items()})
+    values.update({f"pct_{k}": None if v is None else float(v)
+                   for k, v in summary.percent_of_tst.items()})
     return _fields(point, values)
 
 

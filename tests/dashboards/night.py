@@ -145,8 +145,9 @@ def _items(subjects: dict[str, Subject], reports: list[PipelineStats]) -> list[S
     items: list[SinkItem] = []
     for s in subjects.values():
         causal_summary = night_summary(s.session, [e.stage for e in s.causal],
-                                       [e.valid for e in s.causal], s.causal[0].model_name,
-                                       "causal", s.summary.emitted_at_utc)
+                                       [e.valid for e in s.causal], stage_set=4,
+                                       model_name=s.causal[0].model_name, kind="causal",
+                                       emitted_at=s.summary.emitted_at_utc)
         items += [*s.causal, *s.offline, s.summary, causal_summary, *s.inputs]
     return [*items, *reports]
 

@@ -78,7 +78,8 @@ def test_card_that_does_not_match_is_refused(weights: Path, tmp_path: Path) -> N
 def test_night_summary_hand_computed() -> None:
     session = Session("s1", "n1", START)
     stages = ["W"] * 4 + ["light"] * 6 + ["W"] * 2 + ["REM"] * 4 + ["deep"] * 2 + ["W"] * 2
-    s = night_summary(session, stages, [True] * len(stages), "m", "offline", START)
+    s = night_summary(session, stages, [True] * len(stages), stage_set=4, model_name="m",
+                      kind="offline", emitted_at=START)
     assert s.tib_min == 10.0
     assert s.sol_min == 2.0
     assert s.tst_min == 6.0
@@ -86,3 +87,24 @@ def test_night_summary_hand_computed() -> None:
     assert s.rem_latency_min == 4.0
     assert s.se_pct == pytest.approx(60.0)
     assert s.minutes == {"W": 4.0, "light": 3.0, "deep": 1.0, "REM": 2.0}
+    assert s.percent_of_tst == pytest.approx({"light": 50.0, "deep": 100 / 6, "REM": 200 / 6})
+
+
+def test_night_summary_of_a_night_without_sleep_leaves_undefined_values_none() -> None:
+    s = night_summary(Session("s1", "n1", START), ["W"] * 6, [True] * 6, stage_set=4,
+                      model_name="m", kind="causal", emitted_at=START)
+    assert (s.tst_min, s.se_pct, s.waso_min) == (0.0, 0.0, 0.0)
+    assert s.sol_min is None and s.rem_latency_min is None
+    assert s.percent_of_tst == {"light": None, "deep": None, "REM": None}
+    # None survives the codec round trip (JSON null), never NaN
+    assert type(s).model_validate_json(s.model_dump_json()) == s
+
+
+def test_night_summary_checks_the_stage_set() -> None:
+    session = Session("s1", "n1", START)
+    with pytest.raises(ValueError, match=r"classes of the 4-class set .* got \['N2'\]"):
+        night_summary(session, ["W", "N2"], [True] * 2, stage_set=4, model_name="m",
+                      kind="offline", emitted_at=START)
+    with pytest.raises(ValueError, match="tells REM"):
+        night_summary(session, ["W", "sleep"], [True] * 2, stage_set=2, model_name="m",
+                      kind="offline", emitted_at=START)
