@@ -58,7 +58,7 @@ from stream.delivery import GapFiller, InOrderAcks, InputTopic
 from stream.live import install_live
 from stream.schemas import DeadLetter, NightSummary, StageEvent
 from stream.settings import SinkSettings, StreamSettings
-from stream.sinks import EpochInputs, PipelineStats, SinkItem, make_sink
+from stream.sinks import PipelineStats, SinkItem, make_sink
 from stream.worker import Effects, Inbound, TopicKind, Worker
 
 __all__ = ["SubjectTable", "app", "create_app", "worker_of"]
@@ -257,12 +257,6 @@ def create_app(
                             received_at_utc=datetime.now(UTC)))
                         continue
                     items.append(cast(StageEvent | NightSummary, payload))
-                    if isinstance(payload, StageEvent) and payload.inputs is not None:
-                        i = payload.inputs
-                        items.append(EpochInputs(
-                            payload.subject_id, payload.session_id, payload.epoch_start_utc,
-                            i.hr_mean_bpm, i.hr_samples, i.activity_counts,
-                            i.activity_samples, i.rr_mean_s, i.beats))
                 await sink.write_batch(items)
                 await sink.flush()
                 # acknowledged once the database has them, in offset order

@@ -27,11 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.features import FeatureExtractor
-from stream.schemas import SampleChunk, SessionEvent
+from stream.schemas import EpochInputStats, SampleChunk, SessionEvent
 
 __all__ = [
     "ClosedEpoch",
-    "EpochInputs",
     "Outcome",
     "SeqWindow",
     "Session",
@@ -83,18 +82,6 @@ class Session:
         return (self.start + timedelta(seconds=index * EPOCH_S)).astimezone(UTC)
 
 
-@dataclass(frozen=True)
-class EpochInputs:
-    """What arrived during one epoch, for the input panels under the hypnogram."""
-
-    hr_mean_bpm: float | None
-    hr_samples: int
-    activity_counts: float | None
-    activity_samples: int
-    rr_mean_s: float | None
-    beats: int
-
-
 @dataclass(frozen=True, eq=False)
 class ClosedEpoch:
     """A closed epoch: its feature row and the causal model's input window.
@@ -112,8 +99,8 @@ class ClosedEpoch:
         with zeros.
     valid : ndarray of float32, shape (context_epochs,)
         1 for real epochs in ``window``, 0 for padding.
-    inputs : EpochInputs
-        Sample statistics of the epoch.
+    inputs : EpochInputStats
+        Sample statistics of the epoch (carried on to its causal stage event).
     has_data : bool
         Whether any sample fell into the epoch.
     """
@@ -123,7 +110,7 @@ class ClosedEpoch:
     row: NDArray[np.float32]
     window: NDArray[np.float32]
     valid: NDArray[np.float32]
-    inputs: EpochInputs
+    inputs: EpochInputStats
     has_data: bool
 
 
@@ -341,15 +328,16 @@ class SubjectProcessor:
                            inputs, has_data)
 
     @staticmethod
-    def _inputs(acc: list[float] | None) -> tuple[EpochInputs, bool]:
+    def _inputs(acc: list[float] | None) -> tuple[EpochInputStats, bool]:
         a = acc or [0.0] * 6
 
         def mean(s: float, n: float) -> float | None:
             return s / n if n else None
 
-        inputs = EpochInputs(
-            mean(a[0], a[1]), int(a[1]), a[2] if a[3] else None, int(a[3]),
-            mean(a[4], a[5]), int(a[5]),
+        inputs = EpochInputStats(
+            hr_mean_bpm=mean(a[0], a[1]), hr_samples=int(a[1]),
+            activity_counts=a[2] if a[3] else None, activity_samples=int(a[3]),
+            rr_mean_s=mean(a[4], a[5]), beats=int(a[5]),
         )
         return inputs, acc is not None
 

@@ -9,7 +9,6 @@ events plus a :class:`~stream.schemas.NightSummary`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,8 +97,7 @@ class Stager:
         events: list[StageEvent] = []
         for i, (session, epoch) in enumerate(closed):
             events += _events(session, [epoch.index], probs[i: i + 1], self.causal, "causal",
-                              [epoch.has_data], closed_at, stamp,
-                              [EpochInputStats(**dataclasses.asdict(epoch.inputs))])
+                              [epoch.has_data], closed_at, stamp, [epoch.inputs])
         return events
 
     def predict_night(
