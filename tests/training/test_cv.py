@@ -7,8 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stream.cli import app
 from tests.training._synth import synth_set
+from training.cli import train_app
 from training.config import CONFIG_DIR, load_config
 from training.cv import make_folds
 
@@ -76,8 +76,8 @@ def test_loso_cli_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(training.run, "load_dataset", lambda *a, **k: synth_set(4))
     _tiny_configs(tmp_path / "cfg")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, [
-        "train", "cv", "--dataset", "sleep-accel", "--data", str(tmp_path), "--out", str(out),
+    result = CliRunner().invoke(train_app, [
+        "cv", "--dataset", "sleep-accel", "--data", str(tmp_path), "--out", str(out),
         "--variants", "causal,offline", "--folds", "loso", "--config-dir", str(tmp_path / "cfg"),
     ])
     assert result.exit_code == 0, result.output
