@@ -41,7 +41,7 @@ from models.card import (
     save_card,
     stage_groups,
 )
-from models.nets._stagers import StagerNet
+from models.nets.stager_net import StagerNet
 from models.stages import CLASS_NAMES
 
 __all__ = ["DEFAULT_OPSET", "ExportVerificationError", "ExportedModel", "export_onnx", "git_commit"]

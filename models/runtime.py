@@ -1,4 +1,4 @@
-"""Run exported stagers with ONNX Runtime: numpy in, probabilities out. No torch.
+"""Run exported models with ONNX Runtime: numpy in, probabilities out. No torch.
 
 The streaming worker imports this module and never torch (see DESIGN.md); a test
 checks that importing it leaves torch out of ``sys.modules``.
@@ -35,7 +35,7 @@ from models.card import ModelCard, load_card, stage_groups
 
 __all__ = [
     "CardMismatchError",
-    "OnnxStager",
+    "OnnxModel",
     "default_weights_dir",
     "load_model",
     "session_options",
@@ -145,8 +145,8 @@ def _first_difference(card: Sequence[str], stream: Sequence[str]) -> str:
     return f"the card has {len(card)} names, the stream {len(stream)}"
 
 
-class OnnxStager:
-    """An exported stager in an ONNX Runtime session.
+class OnnxModel:
+    """One exported model (an ONNX file and its card) in an ONNX Runtime session.
 
     Parameters
     ----------
@@ -161,9 +161,9 @@ class OnnxStager:
 
     Examples
     --------
-    >>> stager = load_model("wearable-causal")  # doctest: +SKIP
-    >>> x = np.zeros((1, 25, stager.card.n_features), np.float32)  # doctest: +SKIP
-    >>> stager.predict(x).shape  # doctest: +SKIP
+    >>> model = load_model("wearable-causal")  # doctest: +SKIP
+    >>> x = np.zeros((1, 25, model.card.n_features), np.float32)  # doctest: +SKIP
+    >>> model.predict(x).shape  # doctest: +SKIP
     (1, 4)
     """
 
@@ -203,7 +203,7 @@ class OnnxStager:
         self._ones: dict[tuple[int, ...], NDArray[np.float32]] = {}
 
     def __repr__(self) -> str:
-        return f"OnnxStager({self.card.name!r}, version={self.card.version!r})"
+        return f"OnnxModel({self.card.name!r}, version={self.card.version!r})"
 
     def _zero_nonfinite(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         finite = np.isfinite(x)
@@ -287,7 +287,7 @@ def _as_float32(a: ArrayLike) -> NDArray[np.float32]:
 
 def load_model(
     name: str, weights_dir: str | Path | None = None, *, intra_op_num_threads: int = 1
-) -> OnnxStager:
+) -> OnnxModel:
     """Load ``<name>.onnx`` with its ``<name>.json`` card from the weights folder.
 
     Parameters
@@ -297,7 +297,7 @@ def load_model(
     weights_dir : str or Path, optional
         Folder holding the files; default the package's ``models/weights``.
     intra_op_num_threads : int
-        Passed to :class:`OnnxStager`.
+        Passed to :class:`OnnxModel`.
 
     Raises
     ------
@@ -313,4 +313,4 @@ def load_model(
             "export one with models.export.export_onnx, or pass weights_dir."
         )
         raise FileNotFoundError(msg)
-    return OnnxStager(path, intra_op_num_threads=intra_op_num_threads)
+    return OnnxModel(path, intra_op_num_threads=intra_op_num_threads)

@@ -24,7 +24,7 @@ from models.evaluation.night_stats import NightStats, night_stats
 from models.evaluation.plots import plot_hypnogram
 from models.features import compute_features
 from models.stages import class_stages, reduce_stages
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -51,7 +51,7 @@ def _stage_night(night: SleepAccelNight, hyp: Hypnogram) -> dict[str, np.ndarray
         activity_counts=(counts.t_s, counts.values) if counts is not None else None,
         start_is_nominal=hyp.start_is_nominal,
     )
-    causal, offline = Stager("wearable").predict_night(rows)
+    causal, offline = FamilyModels("wearable").predict_night(rows)
     return {"causal": causal, "offline": offline}
 
 

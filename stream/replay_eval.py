@@ -4,7 +4,7 @@
 and collects every stage event the worker emits; :func:`evaluate` then checks
 
 * **parity**: each night's causal and offline events equal the batch predictions of the
-  same shipped models on the same samples (:meth:`~stream.staging.Stager.predict_night`),
+  same shipped models on the same samples (:meth:`~stream.staging.FamilyModels.predict_night`),
   epoch by epoch, and
 * **agreement** with the labels: pooled κ, macro-F1, accuracy and per-class F1 in 4, 3
   and 2 classes, and the median per-night κ, with the training code's metrics.
@@ -35,7 +35,7 @@ from models.stages import class_stages
 from stream.collect import OutputCollector
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
 __all__ = [
     "NightParity",
@@ -236,15 +236,15 @@ def evaluate(
     atol: float = 1e-5,
 ) -> StreamEvaluation:
     """Parity with the batch predictions and agreement with the labels."""
-    stagers: dict[str, Stager] = {}
+    loaded: dict[str, FamilyModels] = {}
     parity: list[NightParity] = []
     pairs: dict[str, dict[int, dict[str, tuple[Any, Any]]]] = {
         k: {s: {} for s in (4, 3, 2)} for k in KINDS
     }
     for night in nights:
-        stager = stagers.get(night.family) or stagers.setdefault(
-            night.family, Stager(night.family, weights_dir))
-        batch = dict(zip(KINDS, stager.predict_night(batch_rows(night)), strict=True))
+        family_models = loaded.get(night.family) or loaded.setdefault(
+            night.family, FamilyModels(night.family, weights_dir))
+        batch = dict(zip(KINDS, family_models.predict_night(batch_rows(night)), strict=True))
         counts, diffs, mismatches = {}, {}, {}
         for kind in KINDS:
             got = run.collector.events.get((night.subject_id, night.session_id, kind), {})

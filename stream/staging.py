@@ -1,6 +1,6 @@
 """Stage closed epochs with the exported models: batched causal calls, whole-night revisions.
 
-:class:`Stager` loads one family's causal and offline ONNX models, refuses cards that do
+:class:`FamilyModels` loads one family's causal and offline ONNX models, refuses cards that do
 not match the live feature registry, and turns closed epochs into
 :class:`~stream.schemas.StageEvent` payloads — one onnxruntime call for every epoch that
 closed together, whatever subject it belongs to — and a finished night into offline
@@ -19,19 +19,19 @@ from numpy.typing import NDArray
 
 from models.evaluation.night_stats import night_stats_from_stages
 from models.features import FEATURE_VERSION, feature_names
-from models.runtime import OnnxStager, load_model, validate_card
+from models.runtime import OnnxModel, load_model, validate_card
 from models.stages import CLASS_NAMES, class_stages, n_classes
 from stream.engine import EPOCH_S, ClosedEpoch, Session
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 
-__all__ = ["Stager", "night_summary"]
+__all__ = ["FamilyModels", "night_summary"]
 
 
 def _events(
     session: Session,
     indices: Sequence[int],
     probs: NDArray[np.float32],
-    model: OnnxStager,
+    model: OnnxModel,
     kind: ModelKind,
     valid: Sequence[bool],
     closed_at: datetime,
@@ -58,7 +58,7 @@ def _events(
 
 
 @dataclass
-class Stager:
+class FamilyModels:
     """The causal and offline models of one family, checked against the live registry.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Layers shared by the sleepstream networks (the architectures are in ``_stagers``).
+"""Layers shared by the stager nets (``causal_stager``, ``offline_stager``, ``stager_net``).
 
 Sequence tensors are laid out ``(batch, n_epochs, channels)``: per-epoch feature vectors
 come in that way, the layer norms act on the last axis and every linear map is one GEMM

@@ -8,9 +8,9 @@ Two subjects share the bundled Sleep-Accel night, re-anchored to end a minute ag
   staged with ``valid = false``) and the heart rate alone is missing for epochs 500-509.
 
 Each subject gets causal events (the causal model on each epoch's window, as
-:meth:`Stager.predict_night` computes it), the offline revision and its summary from
-:meth:`Stager.stage_night`, and a causal summary; the causal events carry the inputs of
-their epoch. Two workers report their health six times.
+:meth:`FamilyModels.predict_night` computes it), the offline revision and its summary
+from :meth:`FamilyModels.stage_night`, and a causal summary; the causal events carry the
+inputs of their epoch. Two workers report their health six times.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from stream.replay_eval import batch_rows
 from stream.schemas import EpochInputStats, NightSummary, StageEvent
 from stream.schemas.session import Modality
 from stream.sinks import InfluxV1Sink, PipelineStats, SinkItem
-from stream.staging import Stager, night_summary
+from stream.staging import FamilyModels, night_summary
 
 WATCH_OFF = range(300, 320)
 HR_OFF = range(500, 510)
@@ -101,17 +101,17 @@ def _has_data(inputs: EpochInputStats) -> bool:
     return inputs.hr_samples + inputs.activity_samples > 0
 
 
-def _causal_events(stager: Stager, session: Session, probs: NDArray[np.float32],
+def _causal_events(family_models: FamilyModels, session: Session, probs: NDArray[np.float32],
                    inputs: list[EpochInputStats]) -> list[StageEvent]:
-    names = stager.causal.card.class_names
+    names = family_models.causal.card.class_names
     events = []
     for k, p in enumerate(probs):
         best = int(p.argmax())
         closed = session.epoch_start(k + 1)
         events.append(StageEvent(
             subject_id=session.subject_id, session_id=session.session_id, epoch_index=k,
-            epoch_start_utc=session.epoch_start(k), model_name=stager.causal.card.name,
-            model_version=stager.causal.card.version, kind="causal", stage_set=len(names),  # type: ignore[arg-type]
+            epoch_start_utc=session.epoch_start(k), model_name=family_models.causal.card.name,
+            model_version=family_models.causal.card.version, kind="causal", stage_set=len(names),  # type: ignore[arg-type]
             stage=names[best], probabilities={n: float(p[j]) for j, n in enumerate(names)},
             confidence=float(p[best]), valid=_has_data(inputs[k]),
             closed_at_utc=closed, emitted_at_utc=closed + timedelta(milliseconds=40),
@@ -119,14 +119,14 @@ def _causal_events(stager: Stager, session: Session, probs: NDArray[np.float32],
     return events
 
 
-def stage_subject(stager: Stager, night: ReplayNight, start: datetime) -> Subject:
+def stage_subject(family_models: FamilyModels, night: ReplayNight, start: datetime) -> Subject:
     """Stage one night that starts at ``start`` (timezone-aware, a multiple of 30 s)."""
     session = Session(night.subject_id, night.session_id, start)
     rows = batch_rows(night)
-    causal_probs, _ = stager.predict_night(rows)
-    causal = _causal_events(stager, session, causal_probs, _inputs(night))
+    causal_probs, _ = family_models.predict_night(rows)
+    causal = _causal_events(family_models, session, causal_probs, _inputs(night))
     end = session.epoch_start(night.n_epochs)
-    offline, summary = stager.stage_night(session, rows, [e.valid for e in causal],
+    offline, summary = family_models.stage_night(session, rows, [e.valid for e in causal],
                                           closed_at=end, emitted_at=end)
     assert summary is not None
     return Subject(session, causal, offline, summary)
@@ -160,8 +160,8 @@ def write_night(url: str, database: str) -> Night:
     now = datetime.now(UTC)
     end = datetime.fromtimestamp(int(now.timestamp()) // 30 * 30 - 60, UTC)
     start = end - timedelta(seconds=EPOCH_S * recorded.n_epochs)
-    stager = Stager("wearable")
-    subjects = {n.subject_id: stage_subject(stager, n, start)
+    family_models = FamilyModels("wearable")
+    subjects = {n.subject_id: stage_subject(family_models, n, start)
                 for n in (recorded, _dropout(recorded))}
     reports = _reports(now)
 

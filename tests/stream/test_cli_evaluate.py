@@ -23,7 +23,7 @@ from models.features import compute_features
 from models.stages import CLASS_NAMES, class_stages, reduce_stages
 from stream.cli import app
 from stream.engine import Session
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
 runner = CliRunner()
 
@@ -119,7 +119,7 @@ def test_stream_summary_equals_evaluate_night_stats(tmp_path: Path) -> None:
         activity_counts=(night.counts.t_s, night.counts.values),
         start_is_nominal=psg.start_is_nominal)
     start = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
-    events, summary = Stager("wearable").stage_night(
+    events, summary = FamilyModels("wearable").stage_night(
         Session("s1", "n1", start), rows, [True] * len(psg), start, start)
     assert summary is not None
     classes = [CLASS_NAMES[4].index(e.stage) for e in events]
