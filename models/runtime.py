@@ -156,8 +156,12 @@ class OnnxModel:
         Its card, or the card's path; default ``<name>.json`` beside the ONNX file.
     intra_op_num_threads : int
         Threads per call (see the module docstring); 1 suits a shared 2-core host.
-    check_sha256 : bool
-        Refuse an ONNX file whose hash differs from the card's ``onnx_sha256``.
+
+    Raises
+    ------
+    CardMismatchError
+        If the ONNX file's SHA-256 differs from the card's ``onnx_sha256``, or its inputs
+        from the card's.
 
     Examples
     --------
@@ -173,7 +177,6 @@ class OnnxModel:
         card: ModelCard | str | Path | None = None,
         *,
         intra_op_num_threads: int = 1,
-        check_sha256: bool = True,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
@@ -183,7 +186,7 @@ class OnnxModel:
             card = load_card(card if card is not None else self.path.with_suffix(".json"))
         self.card = card
         model = self.path.read_bytes()
-        if check_sha256 and hashlib.sha256(model).hexdigest() != card.onnx_sha256:
+        if hashlib.sha256(model).hexdigest() != card.onnx_sha256:
             msg = (
                 f"{self.path.name} does not match its card {card.name!r} (onnx_sha256 differs); "
                 "the file was replaced or corrupted. Re-export the model with its card."

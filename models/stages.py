@@ -51,11 +51,6 @@ class Stage(IntEnum):
     MOVEMENT = -2  # movement time / artefact: the epoch could not be scored
     UNSCORED = -1  # not scored at all ("?", -1, outside the study window)
 
-    @property
-    def is_scored(self) -> bool:
-        """Whether the epoch carries a sleep stage (W, N1, N2, N3 or REM)."""
-        return self >= 0
-
 
 #: Value used in reduced (4/3/2-class) arrays for epochs that do not count.
 EXCLUDED: Final[int] = -1

@@ -89,9 +89,7 @@ class ClosedEpoch:
     Attributes
     ----------
     index : int
-        Epoch number since the session start.
-    start_utc : datetime
-        Epoch start.
+        Epoch number since the session start (its start is ``Session.epoch_start(index)``).
     row : ndarray of float32, shape (n_features,)
         Feature row (identical to the batch computation).
     window : ndarray of float32, shape (context_epochs, n_features)
@@ -106,7 +104,6 @@ class ClosedEpoch:
     """
 
     index: int
-    start_utc: datetime
     row: NDArray[np.float32]
     window: NDArray[np.float32]
     valid: NDArray[np.float32]
@@ -324,8 +321,7 @@ class SubjectProcessor:
         valid[self.context_epochs - n_real:] = 1.0
         acc = self.accumulators.pop(index, None)
         inputs, has_data = self._inputs(acc)
-        return ClosedEpoch(index, self.session.epoch_start(index), row, window, valid,
-                           inputs, has_data)
+        return ClosedEpoch(index, row, window, valid, inputs, has_data)
 
     @staticmethod
     def _inputs(acc: list[float] | None) -> tuple[EpochInputStats, bool]:

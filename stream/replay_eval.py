@@ -278,9 +278,11 @@ def run_and_evaluate(
     *,
     timeout_s: float = 600.0,
     progress: bool = True,
-    weights_dir: Path | None = None,
 ) -> StreamEvaluation:
-    """:func:`run_through_stream` (as fast as possible, original clock) then :func:`evaluate`."""
+    """:func:`run_through_stream` (as fast as possible, original clock) then :func:`evaluate`.
+
+    The batch predictions come from the models the worker runs (``settings.weights_dir``).
+    """
     run = asyncio.run(run_through_stream(nights, settings, timeout_s=timeout_s,
                                          progress=progress, spans=AFAP_SPANS))
-    return evaluate(dataset, nights, run, weights_dir=weights_dir)
+    return evaluate(dataset, nights, run, weights_dir=settings.weights_dir)

@@ -17,8 +17,8 @@ everywhere. Definitions, on canonical :class:`~models.stages.Stage` epochs:
 * **WASO**: minutes of W inside SPT (MOVEMENT and UNSCORED inside SPT are reported on
   their own and are not wake), so ``spt = tst + waso + movement and unscored within SPT``.
 * **REM latency**: sleep onset to the first REM epoch.
-* **Awakenings**: runs of consecutive W epochs inside SPT, each at least
-  ``min_awakening_epochs`` long (default 1: every run counts).
+* **Awakenings**: runs of consecutive W epochs inside SPT (every run counts, one epoch
+  is enough).
 * **Stage minutes** are given in a stage set (``stage_set``: 5 = W/N1/N2/N3/REM,
   4 = W/light/deep/REM, 3 = W/NREM/REM, 2 = W/sleep): ``minutes[c]`` counts the epochs of
   class ``c`` inside the in-bed window (W included: all wake in bed), so the minutes add
@@ -76,7 +76,7 @@ class NightStats:
     se_pct : float or None
         Sleep efficiency, TST / TIB x 100; ``None`` when TIB is 0.
     n_awakenings : int
-        Runs of W inside SPT at least ``min_awakening_epochs`` long.
+        Runs of W inside SPT.
     movement_min, unscored_min : float
         MOVEMENT and UNSCORED minutes inside the in-bed window.
     minutes : Mapping[str, float]
@@ -123,14 +123,12 @@ def _pct(part: float, whole: float) -> float | None:
     return 100.0 * part / whole if whole > 0 else None
 
 
-def _count_runs(mask: NDArray[np.bool_], min_len: int) -> int:
-    """Count the runs of True in ``mask`` that are at least ``min_len`` long."""
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-    return int(np.count_nonzero(lengths >= min_len))
+def _count_runs(mask: NDArray[np.bool_]) -> int:
+    """Count the runs of True in ``mask``."""
+    return int(np.count_nonzero(np.diff(np.concatenate(([0], mask.astype(np.int8)))) == 1))
 
 
-def _validate(stages: ArrayLike, epoch_s: float, min_awakening_epochs: int) -> NDArray[np.int8]:
+def _validate(stages: ArrayLike, epoch_s: float) -> NDArray[np.int8]:
     arr = np.asarray(stages)
     if arr.ndim != 1 or arr.size == 0:
         msg = (
@@ -151,9 +149,6 @@ def _validate(stages: ArrayLike, epoch_s: float, min_awakening_epochs: int) -> N
     if not (isinstance(epoch_s, (int, float)) and math.isfinite(epoch_s) and epoch_s > 0):
         msg = f"`epoch_s` must be a finite number of seconds > 0; got {epoch_s!r}"
         raise ValueError(msg)
-    if min_awakening_epochs < 1:
-        msg = f"`min_awakening_epochs` must be >= 1; got {min_awakening_epochs}"
-        raise ValueError(msg)
     return arr.astype(np.int8)
 
 
@@ -172,7 +167,6 @@ def night_stats_from_stages(
     epoch_s: float = EPOCH_S,
     *,
     stage_set: int = 5,
-    min_awakening_epochs: int = 1,
 ) -> NightStats:
     """Compute :class:`NightStats` from a plain stage array.
 
@@ -184,8 +178,6 @@ def night_stats_from_stages(
         Epoch length in seconds (30 for AASM scoring).
     stage_set : {5, 4, 3, 2}
         Stage set of the per-class minutes; 4 for a 4-class model's hypnogram.
-    min_awakening_epochs : int
-        Shortest run of W inside SPT counted as an awakening (1 = every run).
 
     Returns
     -------
@@ -198,7 +190,7 @@ def night_stats_from_stages(
         If ``stages`` is empty or holds values outside [-2, 4], ``epoch_s <= 0`` or
         ``stage_set`` is not 5, 4, 3 or 2.
     """
-    arr = _validate(stages, epoch_s, min_awakening_epochs)
+    arr = _validate(stages, epoch_s)
     to_min = float(epoch_s) / 60.0
     in_bed = np.flatnonzero(arr != Stage.UNSCORED)
     first, stop = (int(in_bed[0]), int(in_bed[-1]) + 1) if in_bed.size else (0, 0)
@@ -227,7 +219,7 @@ def night_stats_from_stages(
         waso_min=waso,
         rem_latency_min=(int(rem_idx[0]) - onset) * to_min
         if onset is not None and rem_idx.size else None,
-        n_awakenings=_count_runs(wake_in_spt, min_awakening_epochs),
+        n_awakenings=_count_runs(wake_in_spt),
         movement_min=int(np.count_nonzero(window == Stage.MOVEMENT)) * to_min,
         unscored_min=int(np.count_nonzero(window == Stage.UNSCORED)) * to_min,
         minutes=minutes,
@@ -235,9 +227,7 @@ def night_stats_from_stages(
     )
 
 
-def night_stats(
-    hyp: Hypnogram, *, stage_set: int = 5, min_awakening_epochs: int = 1
-) -> NightStats:
+def night_stats(hyp: Hypnogram, *, stage_set: int = 5) -> NightStats:
     """Compute :class:`NightStats` of a :class:`~ingestors.types.Hypnogram`.
 
     Parameters
@@ -246,8 +236,6 @@ def night_stats(
         The night, in canonical stages; its ``epoch_s`` sets the epoch length.
     stage_set : {5, 4, 3, 2}
         Stage set of the per-class minutes; 4 for a 4-class model's hypnogram.
-    min_awakening_epochs : int
-        Shortest run of W inside SPT counted as an awakening (1 = every run).
 
     Returns
     -------
@@ -261,6 +249,4 @@ def night_stats(
             "Use night_stats_from_stages for a plain array."
         )
         raise TypeError(msg)
-    return night_stats_from_stages(
-        hyp.stages, hyp.epoch_s, stage_set=stage_set, min_awakening_epochs=min_awakening_epochs
-    )
+    return night_stats_from_stages(hyp.stages, hyp.epoch_s, stage_set=stage_set)

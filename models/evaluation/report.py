@@ -313,9 +313,7 @@ def _write_stats_csv(path: Path, stats: Mapping[str, StatsPair]) -> None:
             writer.writerow([night, scorer, *("" if v is None else v for v in row.values())])
 
 
-def write_evaluation(
-    outdir: str | Path, result: EvaluationResult, *, hypnograms: bool = True
-) -> tuple[Path, ...]:
+def write_evaluation(outdir: str | Path, result: EvaluationResult) -> tuple[Path, ...]:
     """Write an :class:`EvaluationResult` to a folder (see the module docstring).
 
     Parameters
@@ -325,8 +323,6 @@ def write_evaluation(
         names are overwritten.
     result : EvaluationResult
         What :func:`evaluate_hypnograms` returned.
-    hypnograms : bool
-        Whether to draw one hypnogram PNG per night (slow for hundreds of nights).
 
     Returns
     -------
@@ -345,11 +341,10 @@ def write_evaluation(
         plot_confusion_matrix(report.pooled.confusion, stage_names(stage_set),
                               title=f"{stage_set}-class, pooled", path=path)
         written.append(path)
-    if hypnograms:
-        (out / "hypnograms").mkdir(exist_ok=True)
-        for night, stem in _file_names(result.nights).items():
-            pair = result.nights[night]
-            path = out / "hypnograms" / f"{stem}.png"
-            plot_hypnogram(pair.predicted, reference=pair.reference, title=night, path=path)
-            written.append(path)
+    (out / "hypnograms").mkdir(exist_ok=True)
+    for night, stem in _file_names(result.nights).items():
+        pair = result.nights[night]
+        path = out / "hypnograms" / f"{stem}.png"
+        plot_hypnogram(pair.predicted, reference=pair.reference, title=night, path=path)
+        written.append(path)
     return tuple(written)

@@ -63,12 +63,9 @@ def test_unscored_inside_the_night_stays_in_bed():
     assert s.n_awakenings == 0
 
 
-def test_min_awakening_epochs():
-    stages = night((N2, 5), (W, 0.5), (N2, 5), (W, 1.5), (N2, 5))
+def test_every_run_of_wake_inside_spt_is_an_awakening():
+    stages = night((W, 2), (N2, 5), (W, 0.5), (N2, 5), (W, 1.5), (N2, 5), (W, 3))
     assert night_stats_from_stages(stages).n_awakenings == 2
-    assert night_stats_from_stages(stages, min_awakening_epochs=2).n_awakenings == 1
-    with pytest.raises(ValueError, match="min_awakening_epochs"):
-        night_stats_from_stages(stages, min_awakening_epochs=0)
 
 
 def test_night_without_sleep():
