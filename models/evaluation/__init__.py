@@ -1,51 +1,12 @@
-"""Evaluate hypnograms: agreement scores, night statistics, figures and reports."""
+"""Evaluate hypnograms: agreement scores, night statistics, figures and reports (no torch).
 
-from __future__ import annotations
+Import what you need from its module, so that the streaming worker, which needs only the
+night statistics, loads neither matplotlib nor rich:
 
-from models.evaluation.alignment import AlignedNight, align_pair
-from models.evaluation.metrics import (
-    NightlyReport,
-    Scores,
-    Spread,
-    confusion_matrix,
-    score,
-    score_classes,
-    score_nights,
-    scores_from_confusion,
-)
-from models.evaluation.night_stats import NightStats, night_stats, night_stats_from_stages
-from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
-from models.evaluation.report import (
-    EvaluationResult,
-    StatsPair,
-    evaluate_hypnograms,
-    nightly_report_markdown,
-    scores_table_markdown,
-    scores_table_rich,
-    write_evaluation,
-)
-
-__all__ = [
-    "AlignedNight",
-    "EvaluationResult",
-    "NightStats",
-    "NightlyReport",
-    "Scores",
-    "Spread",
-    "StatsPair",
-    "align_pair",
-    "confusion_matrix",
-    "evaluate_hypnograms",
-    "night_stats",
-    "night_stats_from_stages",
-    "nightly_report_markdown",
-    "plot_confusion_matrix",
-    "plot_hypnogram",
-    "score",
-    "score_classes",
-    "score_nights",
-    "scores_from_confusion",
-    "scores_table_markdown",
-    "scores_table_rich",
-    "write_evaluation",
-]
+* :mod:`models.evaluation.night_stats`: whole-night statistics, the one implementation
+  behind ``sleepstream evaluate`` and the stream's night summaries;
+* :mod:`models.evaluation.metrics`: confusion matrices, κ, F1, per-night spreads;
+* :mod:`models.evaluation.alignment`: a reference and a prediction on one epoch grid;
+* :mod:`models.evaluation.plots`: hypnogram and confusion-matrix figures (matplotlib);
+* :mod:`models.evaluation.report`: what ``sleepstream evaluate`` computes and writes.
+"""

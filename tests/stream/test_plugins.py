@@ -4,6 +4,8 @@ training."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -76,3 +78,14 @@ def test_stream_source_never_imports_training() -> None:
             offenders += [f"{path.relative_to(REPO)}:{node.lineno} {n}" for n in names
                           if n == "training" or n.startswith("training.")]
     assert offenders == []
+
+
+def test_the_worker_loads_neither_training_nor_torch_nor_plotting() -> None:
+    code = (
+        "import sys; import stream.app, stream.worker, stream.staging, stream.sinks; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'training', 'torch', 'lightning', 'matplotlib'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.evaluation import score_nights
+from models.evaluation.metrics import score_nights
 from models.stages import Stage
 from tests.training._synth import synth_set
 from training.report import build_report
