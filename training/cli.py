@@ -37,8 +37,9 @@ def _needs_train_extra(ctx: typer.Context) -> None:
     if missing:
         typer.secho(
             f"error: `sleepstream train` needs the train extra, and {', '.join(missing)} "
-            f"is not installed. Install it with: {_INSTALL} (torch pinned in the same "
-            "command, or pip resolves a multi-GB CUDA build).",
+            f"{'is' if len(missing) == 1 else 'are'} not installed. Install it with: "
+            f"{_INSTALL} (torch pinned in the same command, or pip resolves a multi-GB CUDA "
+            "build).",
             fg=typer.colors.RED, err=True,
         )
         raise typer.Exit(code=2)

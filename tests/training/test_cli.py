@@ -27,7 +27,7 @@ def test_without_the_train_extra_a_command_says_how_to_install_it(
     result = runner.invoke(cli.train_app, ["cv", "--dataset", "slpdb", "--data", ".",
                                            "--out", "run"])
     assert result.exit_code == 2
-    assert "needs the train extra, and torch, lightning is not installed" in result.output
+    assert "needs the train extra, and torch, lightning are not installed" in result.output
     assert "pip install 'sleepstream[train]' 'torch==2.13.0'" in result.output
 
 
