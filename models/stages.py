@@ -265,8 +265,9 @@ def class_stages(classes: ArrayLike, stage_set: int) -> NDArray[np.int8]:
     The inverse of :func:`reduce_stages` up to the detail the set does not have: light is
     written as N2, deep as N3, NREM and sleep as N2, so that
     ``reduce_stages(class_stages(k, s), s) == k``. Summarise such a hypnogram in its own
-    stage set (:func:`models.evaluation.night_stats_from_stages` with ``stage_set=s``)
-    so that nothing finer than the model tells is claimed.
+    stage set (``stage_set=s`` of
+    :func:`models.evaluation.night_stats.night_stats_from_stages`) so that nothing finer
+    than the model tells is claimed.
 
     Parameters
     ----------

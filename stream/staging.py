@@ -167,10 +167,10 @@ def night_summary(
 ) -> NightSummary:
     """Night statistics of a session's hypnogram as one model staged it.
 
-    The statistics are :func:`models.evaluation.night_stats_from_stages` of the hypnogram
-    in the model's own stage set (minutes of W, light, deep and REM for today's 4-class
-    models), so they equal what ``sleepstream evaluate`` reports for the same night; see
-    that module for the definitions and the undefined values (None).
+    The statistics are :func:`models.evaluation.night_stats.night_stats_from_stages` of
+    the hypnogram in the model's own stage set (minutes of W, light, deep and REM for
+    today's 4-class models), so they equal what ``sleepstream evaluate`` reports for the
+    same night; see that module for the definitions and the undefined values (None).
 
     Parameters
     ----------

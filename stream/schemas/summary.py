@@ -13,8 +13,9 @@ __all__ = ["NightSummary"]
 class NightSummary(Payload):
     """Night statistics computed from one model's hypnogram of a session.
 
-    The values are :func:`models.evaluation.night_stats_from_stages` of the hypnogram
-    (see that module for the definitions), built by :func:`stream.staging.night_summary`:
+    The values are :func:`models.evaluation.night_stats.night_stats_from_stages` of the
+    hypnogram (see that module for the definitions), built by
+    :func:`stream.staging.night_summary`:
     the same numbers as ``sleepstream evaluate`` gives for the same night. ``minutes``
     holds the minutes in bed of every class of the model's stage set (W, light, deep,
     REM for the 4-class models) and ``percent_of_tst`` every sleep class as a percent of
