@@ -52,7 +52,7 @@ from stream.engine import EPOCH_S, ClosedEpoch, Outcome, Session, SubjectProcess
 from stream.readability import AlwaysReadable, InputClock
 from stream.schemas import DeadLetter, SampleChunk, SessionEvent
 from stream.settings import StreamSettings
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
 __all__ = ["Effects", "Inbound", "TopicKind", "Worker", "WorkerStats", "block_key"]
 
@@ -72,9 +72,9 @@ class Worker:
     rows_lookup : callable
         ``block_key -> {"first": int, "rows": [encoded row, ...]} or None``: reads the
         night-rows table.
-    stagers : dict, optional
-        Family -> :class:`~stream.staging.Stager` (default: the shipped models, loaded on
-        first use).
+    family_models : dict, optional
+        Family -> :class:`~stream.staging.FamilyModels` (default: the shipped models,
+        loaded on first use).
     clock : callable, optional
         Monotonic clock of checkpoint intervals (tests pass a fake one).
     inputs : InputClock, optional
@@ -90,14 +90,14 @@ class Worker:
         state_lookup: Callable[[str], str | None],
         rows_lookup: Callable[[str], dict[str, Any] | None],
         *,
-        stagers: dict[str, Stager] | None = None,
+        family_models: dict[str, FamilyModels] | None = None,
         clock: Callable[[], float] = time.monotonic,
         inputs: InputClock | None = None,
     ) -> None:
         self.settings = settings
         self.state_lookup = state_lookup
         self.rows_lookup = rows_lookup
-        self.stagers: dict[str, Stager] = dict(stagers or {})
+        self.family_models: dict[str, FamilyModels] = dict(family_models or {})
         self.clock = clock
         self.inputs: InputClock = inputs if inputs is not None else AlwaysReadable(clock)
         self.subjects: dict[str, SubjectState] = {}
@@ -112,11 +112,11 @@ class Worker:
         """Subjects with an open session in memory."""
         return sum(1 for s in self.subjects.values() if s.proc is not None)
 
-    def stager(self, family: str) -> Stager:
+    def models_of(self, family: str) -> FamilyModels:
         """The family's models (loaded once)."""
-        if family not in self.stagers:
-            self.stagers[family] = Stager(family, self.settings.weights_dir)
-        return self.stagers[family]
+        if family not in self.family_models:
+            self.family_models[family] = FamilyModels(family, self.settings.weights_dir)
+        return self.family_models[family]
 
     def handle(self, batch: Iterable[Inbound], now_utc: datetime | None = None) -> Effects:
         """Process one batch of consumed messages (in consumption order)."""
@@ -281,7 +281,7 @@ class Worker:
         session = Session.from_event(ev)
         # the causal window is as long as the shipped causal model of the family reads
         sub.proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
-                                    context_epochs=self.stager(session.family).context_epochs)
+                                    context_epochs=self.models_of(session.family).context_epochs)
         sub.end = None
         sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True
@@ -413,13 +413,13 @@ class Worker:
             for session, epoch in sub.closed:
                 by_family.setdefault(session.family, []).append((session, epoch))
         for family, closed in by_family.items():
-            events = self.stager(family).stage_causal(closed, closed_at)
+            events = self.models_of(family).stage_causal(closed, closed_at)
             self.stats.epochs_closed += len(events)
             self.stats.causal_events += len(events)
             self.stats.latencies_s.extend(e.latency_s for e in events)
             fx.stage_events += events
         for session, rows, has_data in self._offline:
-            events, summary = self.stager(session.family).stage_night(
+            events, summary = self.models_of(session.family).stage_night(
                 session, rows, has_data, closed_at)
             self.stats.offline_events += len(events)
             fx.stage_events += events

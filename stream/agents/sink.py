@@ -1,4 +1,4 @@
-"""The ``sink`` agent: stage events, the inputs they carry and night summaries to the database.
+"""The ``sink`` agent: stage events (with the inputs they carry) and summaries to the database.
 
 It reads the stages and summaries topics in batches as long as a point may wait anyway
 (the sink's flush interval: a database round trip per small batch would make the sink
@@ -19,7 +19,7 @@ from faust.types import EventT, Message
 
 from stream.codecs import DecodeFailure, decode
 from stream.schemas import DeadLetter, NightSummary, StageEvent
-from stream.sinks import EpochInputs, Sink, SinkItem
+from stream.sinks import Sink, SinkItem
 
 if TYPE_CHECKING:
     from stream.deps import Deps
@@ -46,13 +46,8 @@ async def write_batch(deps: Deps, sink: Sink, events: Sequence[EventT]) -> None:
         if isinstance(payload, DecodeFailure):
             await _dead_letter(deps, message, payload)
             continue
+        # a causal event's sample statistics become their own point in the sink
         items.append(cast(StageEvent | NightSummary, payload))
-        if isinstance(payload, StageEvent) and payload.inputs is not None:
-            i = payload.inputs
-            items.append(EpochInputs(
-                payload.subject_id, payload.session_id, payload.epoch_start_utc,
-                i.hr_mean_bpm, i.hr_samples, i.activity_counts,
-                i.activity_samples, i.rr_mean_s, i.beats))
     await sink.write_batch(items)
     await sink.flush()
     # acknowledged once the database has them, in offset order

@@ -28,8 +28,8 @@ from stream.publish import Publisher, PublishError
 from stream.readability import InputGate
 from stream.schemas import EpochInputStats, SampleChunk, SessionEvent, StageEvent
 from stream.settings import SinkSettings, StreamSettings
-from stream.sinks import EpochInputs, SinkItem, SinkStats
-from stream.staging import Stager
+from stream.sinks import SinkItem, SinkStats
+from stream.staging import FamilyModels
 from stream.topics import declare_topics
 from stream.worker import Worker
 
@@ -101,18 +101,18 @@ class FakeSink:
 
 
 @pytest.fixture(scope="module")
-def stagers() -> dict[str, Stager]:
-    return {"wearable": Stager("wearable")}
+def family_models() -> dict[str, FamilyModels]:
+    return {"wearable": FamilyModels("wearable")}
 
 
-def _deps(log: Log, stagers: dict[str, Stager], sink_kind: str = "none") -> tuple[
+def _deps(log: Log, family_models: dict[str, FamilyModels], sink_kind: str = "none") -> tuple[
         faust.App, Deps, dict[str, Any]]:
     settings = StreamSettings(broker="kafka://127.0.0.1:9", topic_prefix="t.", partitions=2,
                               batch_within_s=0.01)
     app = faust.App("agents-test", broker=settings.broker, store="memory://")
     topics = declare_topics(app, settings)
     tables: dict[str, Any] = {"state": {}, "rows": {}}
-    worker = Worker(settings, tables["state"].get, tables["rows"].get, stagers=stagers)
+    worker = Worker(settings, tables["state"].get, tables["rows"].get, family_models=family_models)
     acks = FakeAcks(log)
     producer = FakeProducer(log)
     publisher = Publisher(lambda: producer, tables["state"], tables["rows"], acks,  # type: ignore[arg-type]
@@ -164,7 +164,7 @@ def _chunk(seq: int, t: float) -> SampleChunk:
 
 
 def test_stage_agent_publishes_then_checkpoints_then_acknowledges(
-        stagers: dict[str, Stager]) -> None:
+        family_models: dict[str, FamilyModels]) -> None:
     log: Log = []
     start = SessionEvent(event="start", subject_id="s1", session_id="n1",
                          modalities=("heart_rate",), t_utc=T0, live=False)
@@ -173,7 +173,7 @@ def test_stage_agent_publishes_then_checkpoints_then_acknowledges(
         ("t.samples", b"{not json")]
 
     async def scenario() -> tuple[Deps, dict[str, Any]]:
-        app, deps, tables = _deps(log, stagers)
+        app, deps, tables = _deps(log, family_models)
         stage_agent.register(app, deps)
         async with app.agents["stage"].test_context(channel=_raw_channel(app)) as agent:
             for offset, (topic, value) in enumerate(inputs):
@@ -209,8 +209,8 @@ def _stage_event(inputs: EpochInputStats | None, kind: str = "causal") -> StageE
         confidence=0.7, closed_at_utc=T0, emitted_at_utc=T0, latency_s=0.0, inputs=inputs)
 
 
-def test_sink_agent_writes_outputs_and_their_inputs_then_acknowledges(
-        stagers: dict[str, Stager]) -> None:
+def test_sink_agent_writes_outputs_then_acknowledges(
+        family_models: dict[str, FamilyModels]) -> None:
     log: Log = []
     stats = EpochInputStats(hr_mean_bpm=61.0, hr_samples=30)
     causal, offline = _stage_event(stats), _stage_event(None, "offline")
@@ -220,7 +220,7 @@ def test_sink_agent_writes_outputs_and_their_inputs_then_acknowledges(
     dead = AsyncMock()
 
     async def scenario() -> Deps:
-        app, deps, _ = _deps(log, stagers, sink_kind="v1")
+        app, deps, _ = _deps(log, family_models, sink_kind="v1")
         sink_agent.register(app, deps)
         with patch.object(deps.topics.dead_letters, "send", new=dead):
             async with app.agents["sink"].test_context(channel=_raw_channel(app)) as agent:
@@ -232,8 +232,7 @@ def test_sink_agent_writes_outputs_and_their_inputs_then_acknowledges(
 
     deps = asyncio.run(scenario())
     written: list[SinkItem] = [item for e in log if e[0] == "write" for item in e[1:]]
-    assert written == [causal, EpochInputs("s1", "n1", causal.epoch_start_utc, 61.0, 30, None,
-                                           0, None, 0), offline]
+    assert written == [causal, offline]  # the sink makes the inputs point of each
     # flushed (the database has them) before they are acknowledged, in offset order
     assert log.index(("sink-flush",)) < next(i for i, e in enumerate(log) if e[0] == "release")
     assert [t for e in log if e[0] == "release" for t in e[1:]] == [
@@ -245,9 +244,9 @@ def test_sink_agent_writes_outputs_and_their_inputs_then_acknowledges(
     assert ("sink-close",) in log  # the agent's sink is closed when it stops
 
 
-def test_sink_agent_is_left_out_without_a_database(stagers: dict[str, Stager]) -> None:
+def test_sink_agent_is_left_out_without_a_database(family_models: dict[str, FamilyModels]) -> None:
     async def scenario() -> faust.App:
-        app, deps, _ = _deps([], stagers, sink_kind="none")
+        app, deps, _ = _deps([], family_models, sink_kind="none")
         sink_agent.register(app, deps)
         return app
 
@@ -255,13 +254,13 @@ def test_sink_agent_is_left_out_without_a_database(stagers: dict[str, Stager]) -
 
 
 def test_deps_process_publishes_the_checkpoints_after_the_outputs(
-        stagers: dict[str, Stager]) -> None:
+        family_models: dict[str, FamilyModels]) -> None:
     log: Log = []
     start = SessionEvent(event="start", subject_id="s2", session_id="n1",
                          modalities=("heart_rate",), t_utc=T0, live=False)
 
     async def scenario() -> dict[str, Any]:
-        _, deps, tables = _deps(log, stagers)
+        _, deps, tables = _deps(log, family_models)
         fx = deps.worker.handle([Inbound("sessions", "t.sessions", 0, 0, b"s2",
                                          start.model_dump_json().encode(), "tok")])
         assert not fx.state  # the checkpoints come after the outputs are out
@@ -272,13 +271,13 @@ def test_deps_process_publishes_the_checkpoints_after_the_outputs(
 
 
 def test_effects_that_cannot_be_made_durable_stop_the_worker(
-        stagers: dict[str, Stager]) -> None:
+        family_models: dict[str, FamilyModels]) -> None:
     crashed: list[BaseException] = []
     start = SessionEvent(event="start", subject_id="s3", session_id="n1",
                          modalities=("heart_rate",), t_utc=T0, live=False)
 
     async def scenario() -> dict[str, Any]:
-        _, deps, tables = _deps([], stagers)
+        _, deps, tables = _deps([], family_models)
 
         async def crash(err: BaseException) -> None:
             crashed.append(err)

@@ -37,7 +37,7 @@ from stream.collect import OutputCollector
 from stream.replay_eval import batch_rows
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker, WorkerProcess, free_port
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -199,7 +199,7 @@ def test_worker_survives_a_broker_outage_and_closes_no_live_epoch_as_silent(
     assert collector.conflicts == 0
     assert final["nights_finished"] == 1
     # exactly what the batch computation gives on the same samples
-    causal, offline = Stager("wearable").predict_night(
+    causal, offline = FamilyModels("wearable").predict_night(
         batch_rows(dataclasses.replace(night, start=plan.start)))
     for kind, ref in (("causal", causal), ("offline", offline)):
         got = collector.events[(night.subject_id, night.session_id, kind)]
