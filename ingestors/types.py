@@ -153,11 +153,6 @@ class Hypnogram:
         return len(self) * self.epoch_s
 
     @property
-    def onsets_s(self) -> NDArray[np.float64]:
-        """Epoch start times in seconds since ``start``, shape (n_epochs,)."""
-        return np.arange(len(self), dtype=np.float64) * self.epoch_s
-
-    @property
     def end(self) -> datetime:
         """Timezone-aware end of the last epoch."""
         return self.start + timedelta(seconds=self.duration_s)

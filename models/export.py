@@ -41,7 +41,7 @@ from models.card import (
     save_card,
     stage_groups,
 )
-from models.nets._stagers import StagerNet
+from models.nets.stager_net import StagerNet
 from models.stages import CLASS_NAMES
 
 __all__ = ["DEFAULT_OPSET", "ExportVerificationError", "ExportedModel", "export_onnx", "git_commit"]
@@ -57,6 +57,8 @@ OUTPUT_NAME = "probs"
 # Night lengths used to check an offline export; 1 and odd lengths catch shape bugs.
 _VERIFY_EPOCHS = (1, 37, 300)
 _VERIFY_BATCHES = (1, 3)
+#: Tolerances of the ONNX Runtime vs torch check (STYLE: Lightning's test_onnx.py).
+_RTOL, _ATOL = 1e-3, 1e-5
 
 
 class ExportVerificationError(RuntimeError):
@@ -174,20 +176,20 @@ def _to_onnx(net: StagerNet, opset: int, example: tuple[Tensor, Tensor]) -> onnx
     return proto
 
 
-def _verify(net: StagerNet, path: Path, rtol: float, atol: float, seed: int) -> None:
+def _verify(net: StagerNet, path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     lengths = _VERIFY_EPOCHS if net.context_epochs is None else (net.context_epochs,)
     for i, (batch, n_epochs) in enumerate((b, t) for b in _VERIFY_BATCHES for t in lengths):
-        x, valid = _example_inputs(net, batch, n_epochs, seed + 1 + i)
+        x, valid = _example_inputs(net, batch, n_epochs, 1 + i)
         with torch.no_grad():
             expected = net(x, valid).numpy()
         got = session.run([OUTPUT_NAME], {"x": x.numpy(), "valid": valid.numpy()})[0]
-        if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol):
+        if got.shape != expected.shape or not np.allclose(got, expected, rtol=_RTOL, atol=_ATOL):
             worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.nan
             msg = (
                 f"ONNX Runtime output of {path.name} differs from torch for input shape "
                 f"{tuple(x.shape)}: shapes {got.shape} vs {expected.shape}, max abs diff "
-                f"{worst:.3g} (rtol={rtol}, atol={atol}). The export is not trustworthy; "
+                f"{worst:.3g} (rtol={_RTOL}, atol={_ATOL}). The export is not trustworthy; "
                 "check for ops that trace differently (data-dependent control flow)."
             )
             raise ExportVerificationError(msg)
@@ -200,18 +202,12 @@ def export_onnx(
     feature_names: Sequence[str],
     feature_version: str,
     version: str = "0.1.0",
-    name: str | None = None,
     training_data: str = "",
     attribution: str = "",
     datasets: Sequence[DatasetRef] = (),
     cv_metrics: Mapping[str, float] | None = None,
     commit: str | None = None,
-    created_utc: datetime | None = None,
     opset: int = DEFAULT_OPSET,
-    verify: bool = True,
-    rtol: float = 1e-3,
-    atol: float = 1e-5,
-    seed: int = 0,
 ) -> ExportedModel:
     """Write ``<name>.onnx`` and its ``<name>.json`` card, then check ORT against torch.
 
@@ -228,8 +224,6 @@ def export_onnx(
         The registry's ``FEATURE_VERSION`` the net was trained with.
     version : str
         Model version (semantic versioning).
-    name : str, optional
-        File stem and card name; default ``"<family>-<kind>"``, e.g. ``wearable-causal``.
     training_data, attribution : str
         Free-text description of the training data and the attribution its licences ask.
     datasets : sequence of DatasetRef
@@ -238,21 +232,13 @@ def export_onnx(
         Cross-validated metrics, e.g. ``{"kappa_3class": 0.52}``.
     commit : str, optional
         Git commit of the code; default: detected with :func:`git_commit`.
-    created_utc : datetime, optional
-        Timezone-aware creation time; default now.
     opset : int
         ONNX opset, >= 17.
-    verify : bool
-        Compare ONNX Runtime with torch on random inputs and raise if they differ.
-    rtol, atol : float
-        Tolerances of that comparison.
-    seed : int
-        Seed of the random inputs.
 
     Returns
     -------
     ExportedModel
-        The paths written and the card.
+        The paths written (``<family>-<kind>.onnx`` and ``.json``) and the card.
 
     Raises
     ------
@@ -277,7 +263,7 @@ def export_onnx(
     if opset < 17:
         msg = f"opset must be >= 17 (LayerNormalization); got {opset}"
         raise ValueError(msg)
-    name = name or f"{net.family}-{net.kind}"
+    name = f"{net.family}-{net.kind}"
     inputs, outputs = _shapes(net)
     # Validate every card field before spending time on the export.
     card = card_from_mapping(
@@ -303,7 +289,7 @@ def export_onnx(
             "cv_metrics": dict(cv_metrics or {}),
             "ensemble_members": int(getattr(net, "n_members", 1)),
             "git_commit": commit if commit is not None else git_commit(),
-            "created_utc": created_utc or datetime.now(UTC),
+            "created_utc": datetime.now(UTC),
             "onnx_opset": opset,
             "onnx_sha256": "0" * 64,
         },
@@ -317,14 +303,13 @@ def export_onnx(
     net.eval()
     try:
         n_epochs = net.context_epochs or 64
-        proto = _to_onnx(net, opset, _example_inputs(net, 2, n_epochs, seed))
+        proto = _to_onnx(net, opset, _example_inputs(net, 2, n_epochs, 0))
         onnx.save_model(proto, str(onnx_path))
-        if verify:
-            try:
-                _verify(net, onnx_path, rtol, atol, seed)
-            except ExportVerificationError:
-                onnx_path.unlink(missing_ok=True)
-                raise
+        try:
+            _verify(net, onnx_path)
+        except ExportVerificationError:
+            onnx_path.unlink(missing_ok=True)
+            raise
     finally:
         net.train(was_training)
 

@@ -1,4 +1,4 @@
-"""Run exported stagers with ONNX Runtime: numpy in, probabilities out. No torch.
+"""Run exported models with ONNX Runtime: numpy in, probabilities out. No torch.
 
 The streaming worker imports this module and never torch (see DESIGN.md); a test
 checks that importing it leaves torch out of ``sys.modules``.
@@ -35,7 +35,7 @@ from models.card import ModelCard, load_card, stage_groups
 
 __all__ = [
     "CardMismatchError",
-    "OnnxStager",
+    "OnnxModel",
     "default_weights_dir",
     "load_model",
     "session_options",
@@ -145,8 +145,8 @@ def _first_difference(card: Sequence[str], stream: Sequence[str]) -> str:
     return f"the card has {len(card)} names, the stream {len(stream)}"
 
 
-class OnnxStager:
-    """An exported stager in an ONNX Runtime session.
+class OnnxModel:
+    """One exported model (an ONNX file and its card) in an ONNX Runtime session.
 
     Parameters
     ----------
@@ -156,14 +156,18 @@ class OnnxStager:
         Its card, or the card's path; default ``<name>.json`` beside the ONNX file.
     intra_op_num_threads : int
         Threads per call (see the module docstring); 1 suits a shared 2-core host.
-    check_sha256 : bool
-        Refuse an ONNX file whose hash differs from the card's ``onnx_sha256``.
+
+    Raises
+    ------
+    CardMismatchError
+        If the ONNX file's SHA-256 differs from the card's ``onnx_sha256``, or its inputs
+        from the card's.
 
     Examples
     --------
-    >>> stager = load_model("wearable-causal")  # doctest: +SKIP
-    >>> x = np.zeros((1, 25, stager.card.n_features), np.float32)  # doctest: +SKIP
-    >>> stager.predict(x).shape  # doctest: +SKIP
+    >>> model = load_model("wearable-causal")  # doctest: +SKIP
+    >>> x = np.zeros((1, 25, model.card.n_features), np.float32)  # doctest: +SKIP
+    >>> model.predict(x).shape  # doctest: +SKIP
     (1, 4)
     """
 
@@ -173,7 +177,6 @@ class OnnxStager:
         card: ModelCard | str | Path | None = None,
         *,
         intra_op_num_threads: int = 1,
-        check_sha256: bool = True,
     ) -> None:
         self.path = Path(onnx_path)
         if not self.path.is_file():
@@ -183,7 +186,7 @@ class OnnxStager:
             card = load_card(card if card is not None else self.path.with_suffix(".json"))
         self.card = card
         model = self.path.read_bytes()
-        if check_sha256 and hashlib.sha256(model).hexdigest() != card.onnx_sha256:
+        if hashlib.sha256(model).hexdigest() != card.onnx_sha256:
             msg = (
                 f"{self.path.name} does not match its card {card.name!r} (onnx_sha256 differs); "
                 "the file was replaced or corrupted. Re-export the model with its card."
@@ -203,7 +206,7 @@ class OnnxStager:
         self._ones: dict[tuple[int, ...], NDArray[np.float32]] = {}
 
     def __repr__(self) -> str:
-        return f"OnnxStager({self.card.name!r}, version={self.card.version!r})"
+        return f"OnnxModel({self.card.name!r}, version={self.card.version!r})"
 
     def _zero_nonfinite(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         finite = np.isfinite(x)
@@ -287,7 +290,7 @@ def _as_float32(a: ArrayLike) -> NDArray[np.float32]:
 
 def load_model(
     name: str, weights_dir: str | Path | None = None, *, intra_op_num_threads: int = 1
-) -> OnnxStager:
+) -> OnnxModel:
     """Load ``<name>.onnx`` with its ``<name>.json`` card from the weights folder.
 
     Parameters
@@ -297,7 +300,7 @@ def load_model(
     weights_dir : str or Path, optional
         Folder holding the files; default the package's ``models/weights``.
     intra_op_num_threads : int
-        Passed to :class:`OnnxStager`.
+        Passed to :class:`OnnxModel`.
 
     Raises
     ------
@@ -313,4 +316,4 @@ def load_model(
             "export one with models.export.export_onnx, or pass weights_dir."
         )
         raise FileNotFoundError(msg)
-    return OnnxStager(path, intra_op_num_threads=intra_op_num_threads)
+    return OnnxModel(path, intra_op_num_threads=intra_op_num_threads)

@@ -27,6 +27,7 @@ __all__ = [
     "StageCodeError",
     "StageSet",
     "Scheme",
+    "class_stages",
     "n_classes",
     "parse_stage",
     "parse_stages",
@@ -50,11 +51,6 @@ class Stage(IntEnum):
     MOVEMENT = -2  # movement time / artefact: the epoch could not be scored
     UNSCORED = -1  # not scored at all ("?", -1, outside the study window)
 
-    @property
-    def is_scored(self) -> bool:
-        """Whether the epoch carries a sleep stage (W, N1, N2, N3 or REM)."""
-        return self >= 0
-
 
 #: Value used in reduced (4/3/2-class) arrays for epochs that do not count.
 EXCLUDED: Final[int] = -1
@@ -75,6 +71,15 @@ _REDUCE: Final[Mapping[int, NDArray[np.int8]]] = {
     4: np.array([0, 1, 1, 2, 3], dtype=np.int8),
     3: np.array([0, 1, 1, 1, 2], dtype=np.int8),
     2: np.array([0, 1, 1, 1, 1], dtype=np.int8),
+}
+
+# The canonical stage written for each class of a stage set (the first stage of the
+# class, except that light and NREM sleep are written as N2, their commonest stage).
+_STAND_IN: Final[Mapping[int, NDArray[np.int8]]] = {
+    5: np.array([0, 1, 2, 3, 4], dtype=np.int8),
+    4: np.array([0, 2, 3, 4], dtype=np.int8),
+    3: np.array([0, 2, 4], dtype=np.int8),
+    2: np.array([0, 2], dtype=np.int8),
 }
 
 Scheme = Literal["sleep-accel", "slpdb", "sleep-edf", "nsrr", "text"]
@@ -249,6 +254,41 @@ def reduce_stages(stages: ArrayLike, stage_set: int) -> NDArray[np.int8]:
         msg = f"stages must be sleepstream Stage values in [-2, 4]; got {bad}"
         raise ValueError(msg)
     out = np.full(arr.shape, EXCLUDED, dtype=np.int8)
+    scored = arr >= 0
+    out[scored] = table[arr[scored]]
+    return out
+
+
+def class_stages(classes: ArrayLike, stage_set: int) -> NDArray[np.int8]:
+    """Canonical stages standing for class indices of a stage set (a model's hypnogram).
+
+    The inverse of :func:`reduce_stages` up to the detail the set does not have: light is
+    written as N2, deep as N3, NREM and sleep as N2, so that
+    ``reduce_stages(class_stages(k, s), s) == k``. Summarise such a hypnogram in its own
+    stage set (``stage_set=s`` of
+    :func:`models.evaluation.night_stats.night_stats_from_stages`) so that nothing finer
+    than the model tells is claimed.
+
+    Parameters
+    ----------
+    classes : array-like of int, shape (n_epochs,)
+        Class indices of ``stage_set``; :data:`EXCLUDED` (-1) becomes UNSCORED.
+    stage_set : {5, 4, 3, 2}
+        The stage set of the classes.
+
+    Returns
+    -------
+    ndarray of int8, shape (n_epochs,)
+        Canonical :class:`Stage` values.
+    """
+    table = _STAND_IN[n_classes(stage_set)]
+    arr = np.asarray(classes)
+    if arr.size and (arr.min() < EXCLUDED or arr.max() >= stage_set):
+        bad = arr[(arr < EXCLUDED) | (arr >= stage_set)][0]
+        msg = (f"classes of the {stage_set}-class set must be in [-1, {stage_set - 1}]; "
+               f"got {bad}")
+        raise ValueError(msg)
+    out = np.full(arr.shape, Stage.UNSCORED, dtype=np.int8)
     scored = arr >= 0
     out[scored] = table[arr[scored]]
     return out

@@ -1,7 +1,9 @@
 """The ``sleepstream`` command line: one Typer app, subcommands import their work lazily.
 
 Lazy imports keep ``sleepstream --help`` fast and keep torch out of commands that do not
-train.
+train. The ``train`` group lives in :mod:`training.cli` and joins through the
+``sleepstream.commands`` entry point group (:mod:`stream.plugins`), so the stream never
+imports ``training``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Annotated
 
 import typer
 
+from dashboards.cli import dashboards_app  # typer only; the SDK loads lazily
 from stream.cli_stream import register as register_stream_commands
+from stream.plugins import add_plugin_commands
 
 app = typer.Typer(
     name="sleepstream",
@@ -86,8 +90,8 @@ def evaluate(
     from rich.console import Console
 
     from ingestors.errors import DataFormatError
-    from training.evaluation.loading import load_hypnograms
-    from training.evaluation.report import evaluate_hypnograms, scores_table_rich
+    from ingestors.hypnogram_sets import load_hypnograms
+    from models.evaluation.report import evaluate_hypnograms, scores_table_rich
 
     sets = _stage_sets(stage_sets)
     try:
@@ -133,129 +137,9 @@ def demo(
         raise typer.Exit(code=1)
 
 
-train_app = typer.Typer(
-    help="Train, cross-validate and ship the wearable and cardio stagers (needs torch).",
-    no_args_is_help=True,
-)
-app.add_typer(train_app, name="train")
-
-from dashboards.cli import dashboards_app  # noqa: E402  (typer only; the SDK loads lazily)
-
 app.add_typer(dashboards_app, name="dashboards")
-
-
-def _variants(text: str) -> tuple[str, ...]:
-    out = tuple(v.strip() for v in text.split(",") if v.strip())
-    if not out or any(v not in ("causal", "offline") for v in out):
-        msg = f"--variants must be a comma-separated subset of causal,offline; got {text!r}"
-        raise typer.BadParameter(msg)
-    return out
-
-
-@train_app.command("cv")
-def train_cv(
-    dataset: Annotated[str, typer.Option(help="sleep-accel (wearable) or slpdb (cardio).")],
-    data: Annotated[Path, typer.Option(help="Dataset folder (Sleep-Accel: the cropped one).")],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Run folder for predictions and report.")
-    ],
-    variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
-    folds: Annotated[str, typer.Option(help="loso, or a fold count such as 5.")] = "loso",
-    accelerator: Annotated[
-        str, typer.Option(help="Lightning accelerator: cpu, gpu, auto.")
-    ] = "cpu",
-    devices: Annotated[str, typer.Option(help="Lightning devices, e.g. 1 or 4.")] = "1",
-    strategy: Annotated[
-        str, typer.Option(help="Lightning strategy; ddp_spawn for several devices.")
-    ] = "auto",
-    jobs: Annotated[int, typer.Option(help="Folds run in parallel processes (CPU).")] = 1,
-    threads: Annotated[int, typer.Option(help="torch threads per process on CPU.")] = 1,
-    config_dir: Annotated[
-        Path | None, typer.Option(help="Folder of <dataset>-<family>-<variant>.yaml configs.")
-    ] = None,
-    report: Annotated[bool, typer.Option(help="Write results.md/json and figures.")] = True,
-) -> None:
-    """Run a subject-wise cross-validation and write predictions and the report."""
-    from training.cv import TrainerOptions
-    from training.run import run_cv_command
-
-    opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices, threads,
-                          strategy=strategy)
-    try:
-        run_cv_command(dataset, data, _variants(variants), folds, out, opts=opts, jobs=jobs,
-                       config_dir=config_dir)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
-    if report:
-        train_report(out, data=None)
-
-
-@train_app.command("report")
-def train_report(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `train cv`.")],
-    data: Annotated[
-        Path | None, typer.Option(help="Walch feature folder, to add the authors' classifiers.")
-    ] = None,
-    plots: Annotated[bool, typer.Option(help="Write confusion matrices and hypnograms.")] = True,
-) -> None:
-    """(Re)build results.md / results.json and the figures from saved CV predictions."""
-    from rich.console import Console
-
-    from training.report import build_report
-
-    try:
-        result = build_report(run, plots=plots)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
-    Console(width=200).print(result.markdown, markup=False, highlight=False)
-
-
-@train_app.command("baselines")
-def train_baselines(
-    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
-    data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (the CV's).")],
-    walch: Annotated[
-        Path | None, typer.Option(help="Sleep-Accel authors' feature folder (optional).")
-    ] = None,
-    folds: Annotated[str, typer.Option(help="loso, or a fold count.")] = "loso",
-) -> None:
-    """Logistic regression on our features (and the authors' classifiers) on the CV folds."""
-    from training.baselines import run_baselines
-
-    try:
-        run_baselines(dataset, data, out, walch=walch, folds=folds)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
-    train_report(out, data=None)
-
-
-@train_app.command("ship")
-def train_ship(
-    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
-    data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
-    cv: Annotated[Path, typer.Option(help="CV run folder whose metrics go into the cards.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Weights folder.")] = Path(
-        "models/weights"
-    ),
-    variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
-    accelerator: Annotated[str, typer.Option(help="Lightning accelerator.")] = "cpu",
-    devices: Annotated[str, typer.Option(help="Lightning devices.")] = "1",
-) -> None:
-    """Train final models on all subjects and export them (ONNX + model card)."""
-    from training.cv import TrainerOptions
-    from training.ship import ship_models
-
-    opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices)
-    try:
-        written = ship_models(dataset, data, cv, out, _variants(variants), opts=opts)
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from None
-    for path in written:
-        typer.echo(f"wrote {path}")
-
-
 register_stream_commands(app)
+add_plugin_commands(app)
 
 
 def main() -> None:

@@ -334,9 +334,9 @@ def _night_report(nights: tuple[ReplayNight, ...], collector: object, out: Path,
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from models.evaluation.plots import plot_hypnogram
+    from models.stages import class_stages
     from stream.collect import OutputCollector
-    from stream.replay_eval import CLASS_TO_STAGE
-    from training.evaluation.plots import plot_hypnogram
 
     assert isinstance(collector, OutputCollector)
     out.mkdir(parents=True, exist_ok=True)
@@ -353,7 +353,7 @@ def _night_report(nights: tuple[ReplayNight, ...], collector: object, out: Path,
             evs = collector.events[(*key, kind)]
             p = np.array([[evs[k].probabilities[c] for c in names] for k in sorted(evs)])
             path = out / f"{night.subject_id}-{kind}.png"
-            fig = plot_hypnogram(CLASS_TO_STAGE[p.argmax(1)], probabilities=p,
+            fig = plot_hypnogram(class_stages(p.argmax(1), 4), probabilities=p,
                                  reference=night.labels, stage_set=4,
                                  title=f"{night.subject_id} {kind} (stream)", path=path)
             plt.close(fig)

@@ -30,13 +30,14 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust.types import TP, ConsumerMessage, EventT, Message
 
 __all__ = ["GapFiller", "InOrderAcks", "InputTopic", "message_of"]
@@ -138,6 +139,8 @@ class GapFiller:
         (:meth:`~stream.settings.StreamSettings.kafka_client_options`); empty: PLAINTEXT.
     timeout_s : float
         How long one read of missing messages may take before it fails.
+    max_backoff_s : float
+        Longest pause between two tries of a question the broker could not answer.
 
     Attributes
     ----------
@@ -152,6 +155,7 @@ class GapFiller:
     # repr=False: it holds the SASL password
     client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     timeout_s: float = 30.0
+    max_backoff_s: float = 30.0
     expected: dict[TP, int] = field(default_factory=dict)
     filled: int = 0
     gaps: int = 0
@@ -168,11 +172,13 @@ class GapFiller:
         """
         start = self.expected.get(tp)
         if start is None:
-            start = await self._delivery_start(tp)
-        self.expected[tp] = max(start, offset + 1)
+            start = await self.delivery_start(tp)
         if offset <= start:
+            self.expected[tp] = max(start, offset + 1)
             return []
         records = await self._read(tp, start, offset)
+        # only now: a read that failed is tried again by the next call
+        self.expected[tp] = offset + 1
         self.gaps += 1
         self.filled += len(records)
         log.warning("sleepstream: %s[%d] offsets %d..%d never reached the agent "
@@ -181,14 +187,49 @@ class GapFiller:
         return records
 
     async def complete(self, events: Sequence[EventT]) -> list[Message]:
-        """The messages of a batch of events, each preceded by any it revealed missing."""
+        """The messages of a batch of events, each preceded by any it revealed missing.
+
+        While the broker cannot answer (an outage, a restart) the questions are asked
+        again with a growing pause, up to ``max_backoff_s``: an exception here would
+        crash the agent, and Faust's restart of it would lose the batch in hand.
+        """
         out: list[Message] = []
         for event in events:
             message = event.message
-            for record in await self.missing(message.tp, message.offset):
+            for record in await self._missing_retrying(message.tp, message.offset):
                 out.append(message_of(record, message.generation_id))
             out.append(message)
         return out
+
+    async def _missing_retrying(self, tp: TP, offset: int) -> list[
+            ConsumerRecord[bytes, bytes]]:
+        pause = 1.0
+        while True:
+            try:
+                return await self.missing(tp, offset)
+            except (KafkaError, TimeoutError) as err:
+                log.warning("sleepstream: cannot check %s[%d] for missing messages (%s: %s);"
+                            " asking again in %.0f s", tp.topic, tp.partition,
+                            type(err).__name__, err, pause)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, self.max_backoff_s)
+
+    async def end_offsets(self, tps: Collection[TP], timeout_s: float) -> dict[TP, int]:
+        """The end offsets of ``tps`` (the next offset to be written), from the broker.
+
+        Raises
+        ------
+        KafkaError or TimeoutError
+            If the broker does not answer within ``timeout_s`` (the wait for another
+            request of this client to finish does not count).
+        """
+        async with self._lock:
+            async with asyncio.timeout(timeout_s):
+                consumer = await self._client()
+                ends = await consumer.end_offsets(
+                    [TopicPartition(tp.topic, tp.partition) for tp in tps])
+        return {TP(k.topic, k.partition): int(v) for k, v in ends.items()}
+
 
     def forget(self, tps: set[TP]) -> None:
         """Partitions revoked: their next delivery starts from their committed offset."""
@@ -209,17 +250,25 @@ class GapFiller:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                         enable_auto_commit=False,
                                         auto_offset_reset="earliest", **self.client_options)
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:  # a broker that is down (or a timeout): no half client
+                await asyncio.shield(consumer.stop())
+                raise
             self._consumer = consumer
         return self._consumer
 
-    async def _delivery_start(self, tp: TP) -> int:
+    async def delivery_start(self, tp: TP) -> int:
         """Where delivery of ``tp`` starts: its committed offset, else the log start."""
         async with self._lock:
             if self._admin is None:
                 admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap,
                                             **self.client_options)
-                await admin.start()
+                try:
+                    await admin.start()
+                except BaseException:
+                    await asyncio.shield(admin.close())
+                    raise
                 self._admin = admin
             ktp = TopicPartition(tp.topic, tp.partition)
             committed = await self._admin.list_consumer_group_offsets(

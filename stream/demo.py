@@ -19,12 +19,12 @@ from ingestors.hypnogram_io import read_hypnogram, write_bids_tsv, write_csv, wr
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from ingestors.sleep_accel import SleepAccelNight, read_subject
 from ingestors.types import Hypnogram
+from models.evaluation.metrics import score_classes
+from models.evaluation.night_stats import NightStats, night_stats
+from models.evaluation.plots import plot_hypnogram
 from models.features import compute_features
-from models.stages import reduce_stages
-from stream.staging import CLASS_TO_STAGE, Stager
-from training.evaluation.metrics import score_classes
-from training.evaluation.night_stats import NightStats, night_stats
-from training.evaluation.plots import plot_hypnogram
+from models.stages import class_stages, reduce_stages
+from stream.staging import FamilyModels
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -51,13 +51,13 @@ def _stage_night(night: SleepAccelNight, hyp: Hypnogram) -> dict[str, np.ndarray
         activity_counts=(counts.t_s, counts.values) if counts is not None else None,
         start_is_nominal=hyp.start_is_nominal,
     )
-    causal, offline = Stager("wearable").predict_night(rows)
+    causal, offline = FamilyModels("wearable").predict_night(rows)
     return {"causal": causal, "offline": offline}
 
 
 def _score(hyp: Hypnogram, probs: np.ndarray) -> float:
     ref = reduce_stages(hyp.stages, 3)
-    pred = reduce_stages(CLASS_TO_STAGE[probs.argmax(axis=1)], 3)
+    pred = reduce_stages(class_stages(probs.argmax(axis=1), 4), 3)
     keep = ref >= 0
     return float(score_classes(ref[keep], pred[keep], 3).kappa)
 
@@ -86,11 +86,8 @@ def _stats_table(stats: NightStats) -> Table:
     table = Table(title=f"Night statistics, subject {SAMPLE_NIGHT} (PSG)", header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key, value in stats.as_dict().items():
-        if isinstance(value, float):
-            text = "-" if not np.isfinite(value) else f"{value:.1f}"
-        else:
-            text = str(value)
+    for key, value in stats.as_row().items():
+        text = "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
         table.add_row(key, text)
     return table
 
@@ -131,7 +128,7 @@ def run_demo(outdir: Path, console: Console | None = None) -> DemoResult:
     probs = _stage_night(night, hyp)
     kappas = {kind: _score(hyp, p) for kind, p in probs.items()}
     staged = outdir / f"{SAMPLE_NIGHT}_staged.png"
-    offline_hyp = Hypnogram(CLASS_TO_STAGE[probs["offline"].argmax(axis=1)], hyp.start,
+    offline_hyp = Hypnogram(class_stages(probs["offline"].argmax(axis=1), 4), hyp.start,
                             hyp.epoch_s, subject=hyp.subject, start_is_nominal=True)
     plot_hypnogram(offline_hyp, probabilities=probs["offline"], reference=hyp, stage_set=4,
                    title=f"{SAMPLE_NIGHT}: wearable-offline model vs PSG",

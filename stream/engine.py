@@ -27,11 +27,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.features import FeatureExtractor
-from stream.schemas import SampleChunk, SessionEvent
+from stream.schemas import EpochInputStats, SampleChunk, SessionEvent
 
 __all__ = [
     "ClosedEpoch",
-    "EpochInputs",
     "Outcome",
     "SeqWindow",
     "Session",
@@ -83,18 +82,6 @@ class Session:
         return (self.start + timedelta(seconds=index * EPOCH_S)).astimezone(UTC)
 
 
-@dataclass(frozen=True)
-class EpochInputs:
-    """What arrived during one epoch, for the input panels under the hypnogram."""
-
-    hr_mean_bpm: float | None
-    hr_samples: int
-    activity_counts: float | None
-    activity_samples: int
-    rr_mean_s: float | None
-    beats: int
-
-
 @dataclass(frozen=True, eq=False)
 class ClosedEpoch:
     """A closed epoch: its feature row and the causal model's input window.
@@ -102,9 +89,7 @@ class ClosedEpoch:
     Attributes
     ----------
     index : int
-        Epoch number since the session start.
-    start_utc : datetime
-        Epoch start.
+        Epoch number since the session start (its start is ``Session.epoch_start(index)``).
     row : ndarray of float32, shape (n_features,)
         Feature row (identical to the batch computation).
     window : ndarray of float32, shape (context_epochs, n_features)
@@ -112,18 +97,17 @@ class ClosedEpoch:
         with zeros.
     valid : ndarray of float32, shape (context_epochs,)
         1 for real epochs in ``window``, 0 for padding.
-    inputs : EpochInputs
-        Sample statistics of the epoch.
+    inputs : EpochInputStats
+        Sample statistics of the epoch (carried on to its causal stage event).
     has_data : bool
         Whether any sample fell into the epoch.
     """
 
     index: int
-    start_utc: datetime
     row: NDArray[np.float32]
     window: NDArray[np.float32]
     valid: NDArray[np.float32]
-    inputs: EpochInputs
+    inputs: EpochInputStats
     has_data: bool
 
 
@@ -337,19 +321,19 @@ class SubjectProcessor:
         valid[self.context_epochs - n_real:] = 1.0
         acc = self.accumulators.pop(index, None)
         inputs, has_data = self._inputs(acc)
-        return ClosedEpoch(index, self.session.epoch_start(index), row, window, valid,
-                           inputs, has_data)
+        return ClosedEpoch(index, row, window, valid, inputs, has_data)
 
     @staticmethod
-    def _inputs(acc: list[float] | None) -> tuple[EpochInputs, bool]:
+    def _inputs(acc: list[float] | None) -> tuple[EpochInputStats, bool]:
         a = acc or [0.0] * 6
 
         def mean(s: float, n: float) -> float | None:
             return s / n if n else None
 
-        inputs = EpochInputs(
-            mean(a[0], a[1]), int(a[1]), a[2] if a[3] else None, int(a[3]),
-            mean(a[4], a[5]), int(a[5]),
+        inputs = EpochInputStats(
+            hr_mean_bpm=mean(a[0], a[1]), hr_samples=int(a[1]),
+            activity_counts=a[2] if a[3] else None, activity_samples=int(a[3]),
+            rr_mean_s=mean(a[4], a[5]), beats=int(a[5]),
         )
         return inputs, acc is not None
 

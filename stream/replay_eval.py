@@ -4,7 +4,7 @@
 and collects every stage event the worker emits; :func:`evaluate` then checks
 
 * **parity**: each night's causal and offline events equal the batch predictions of the
-  same shipped models on the same samples (:meth:`~stream.staging.Stager.predict_night`),
+  same shipped models on the same samples (:meth:`~stream.staging.FamilyModels.predict_night`),
   epoch by epoch, and
 * **agreement** with the labels: pooled κ, macro-F1, accuracy and per-class F1 in 4, 3
   and 2 classes, and the median per-night κ, with the training code's metrics.
@@ -28,16 +28,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ingestors.replay import ReplayNight, ReplayReport, replay
+from models.evaluation.metrics import NightlyReport, score_nights
+from models.evaluation.plots import plot_confusion_matrix
 from models.features import compute_features
+from models.stages import class_stages
 from stream.collect import OutputCollector
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
-from stream.staging import CLASS_TO_STAGE, Stager
-from training.evaluation.metrics import NightlyReport, score_nights
-from training.evaluation.plots import plot_confusion_matrix
+from stream.staging import FamilyModels
 
 __all__ = [
-    "CLASS_TO_STAGE",
     "NightParity",
     "StreamEvaluation",
     "StreamRun",
@@ -236,15 +236,15 @@ def evaluate(
     atol: float = 1e-5,
 ) -> StreamEvaluation:
     """Parity with the batch predictions and agreement with the labels."""
-    stagers: dict[str, Stager] = {}
+    loaded: dict[str, FamilyModels] = {}
     parity: list[NightParity] = []
     pairs: dict[str, dict[int, dict[str, tuple[Any, Any]]]] = {
         k: {s: {} for s in (4, 3, 2)} for k in KINDS
     }
     for night in nights:
-        stager = stagers.get(night.family) or stagers.setdefault(
-            night.family, Stager(night.family, weights_dir))
-        batch = dict(zip(KINDS, stager.predict_night(batch_rows(night)), strict=True))
+        family_models = loaded.get(night.family) or loaded.setdefault(
+            night.family, FamilyModels(night.family, weights_dir))
+        batch = dict(zip(KINDS, family_models.predict_night(batch_rows(night)), strict=True))
         counts, diffs, mismatches = {}, {}, {}
         for kind in KINDS:
             got = run.collector.events.get((night.subject_id, night.session_id, kind), {})
@@ -254,7 +254,7 @@ def evaluate(
                 else math.inf
             mismatches[kind] = int((p[seen].argmax(1) != batch[kind][seen].argmax(1)).sum())
             if night.labels is not None and seen.all():
-                pred = CLASS_TO_STAGE[p.argmax(1)]
+                pred = class_stages(p.argmax(1), len(_NAMES))
                 for s in (4, 3, 2):
                     pairs[kind][s][night.subject_id] = (night.labels, pred)
         parity.append(NightParity(night.subject_id, night.session_id, night.n_epochs, counts,
@@ -278,9 +278,11 @@ def run_and_evaluate(
     *,
     timeout_s: float = 600.0,
     progress: bool = True,
-    weights_dir: Path | None = None,
 ) -> StreamEvaluation:
-    """:func:`run_through_stream` (as fast as possible, original clock) then :func:`evaluate`."""
+    """:func:`run_through_stream` (as fast as possible, original clock) then :func:`evaluate`.
+
+    The batch predictions come from the models the worker runs (``settings.weights_dir``).
+    """
     run = asyncio.run(run_through_stream(nights, settings, timeout_s=timeout_s,
                                          progress=progress, spans=AFAP_SPANS))
-    return evaluate(dataset, nights, run, weights_dir=weights_dir)
+    return evaluate(dataset, nights, run, weights_dir=settings.weights_dir)

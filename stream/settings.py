@@ -170,7 +170,16 @@ class StreamSettings(BaseSettings):
     batch_within_s: float = Field(
         default=0.05, gt=0, description="Longest wait in s to fill an agent batch.")
     tick_interval_s: float = Field(
-        default=1.0, gt=0, description="Period of the timer that closes silent subjects.")
+        default=1.0, gt=0,
+        description="Period of the timer that closes silent subjects, and of the check "
+        "that the worker can read its input partitions.")
+    readability_timeout_s: float = Field(
+        default=5.0, gt=0,
+        description="Time limit of the check that asks the broker for the end offsets of "
+        "the worker's input partitions. A check that fails or runs out of time is an "
+        "outage: until a check succeeds no live epoch closes by the wall clock and silence "
+        "timeouts stand still, and for grace_s after it the ingestors' backlog (their "
+        "outbox) is awaited before the wall clock closes epochs again.")
     stats_interval_s: float = Field(
         default=10.0, gt=0, description="Period of the sleep_pipeline health points.")
     weights_dir: Path | None = Field(

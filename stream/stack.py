@@ -169,8 +169,27 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
-        """Stop the broker."""
+        """Stop the broker (SIGTERM, as a service manager would).
+
+        :meth:`start` brings it back on the same port with the same data: clients see an
+        outage for as long as it stays stopped.
+        """
         _stop(self.proc)
+
+    def restart(self, down_s: float = 0.0) -> EmbeddedBroker:
+        """Stop the broker, keep it down ``down_s`` seconds, and start it again.
+
+        Same port and data folder, so the topics, offsets and committed positions are
+        kept. Call it from the thread that started the broker (see
+        :func:`_die_with_parent`); to do other work during the outage, call :meth:`stop`
+        and :meth:`start` instead.
+        """
+        if down_s < 0:
+            msg = f"down_s must be >= 0 seconds; got {down_s}"
+            raise ValueError(msg)
+        self.stop()
+        time.sleep(down_s)
+        return self.start()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -1,6 +1,6 @@
 """Stage closed epochs with the exported models: batched causal calls, whole-night revisions.
 
-:class:`Stager` loads one family's causal and offline ONNX models, refuses cards that do
+:class:`FamilyModels` loads one family's causal and offline ONNX models, refuses cards that do
 not match the live feature registry, and turns closed epochs into
 :class:`~stream.schemas.StageEvent` payloads — one onnxruntime call for every epoch that
 closed together, whatever subject it belongs to — and a finished night into offline
@@ -9,7 +9,6 @@ events plus a :class:`~stream.schemas.NightSummary`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,23 +17,21 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from models.evaluation.night_stats import night_stats_from_stages
 from models.features import FEATURE_VERSION, feature_names
-from models.runtime import OnnxStager, load_model, validate_card
-from models.stages import Stage
+from models.runtime import OnnxModel, load_model, validate_card
+from models.stages import CLASS_NAMES, class_stages, n_classes
 from stream.engine import EPOCH_S, ClosedEpoch, Session
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 
-__all__ = ["CLASS_TO_STAGE", "Stager", "night_summary"]
-
-#: 4-class model output (W, light, deep, REM) as canonical stages (light drawn as N2).
-CLASS_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
+__all__ = ["FamilyModels", "night_summary"]
 
 
 def _events(
     session: Session,
     indices: Sequence[int],
     probs: NDArray[np.float32],
-    model: OnnxStager,
+    model: OnnxModel,
     kind: ModelKind,
     valid: Sequence[bool],
     closed_at: datetime,
@@ -61,7 +58,7 @@ def _events(
 
 
 @dataclass
-class Stager:
+class FamilyModels:
     """The causal and offline models of one family, checked against the live registry.
 
     Parameters
@@ -100,8 +97,7 @@ class Stager:
         events: list[StageEvent] = []
         for i, (session, epoch) in enumerate(closed):
             events += _events(session, [epoch.index], probs[i: i + 1], self.causal, "causal",
-                              [epoch.has_data], closed_at, stamp,
-                              [EpochInputStats(**dataclasses.asdict(epoch.inputs))])
+                              [epoch.has_data], closed_at, stamp, [epoch.inputs])
         return events
 
     def predict_night(
@@ -153,7 +149,9 @@ class Stager:
         events = _events(session, range(rows.shape[0]), probs, self.offline, "offline",
                          has_data, closed_at, stamp)
         summary = night_summary(session, [e.stage for e in events], has_data,
-                                self.offline.card.name, "offline", stamp)
+                                stage_set=self.offline.card.stage_set,
+                                model_name=self.offline.card.name, kind="offline",
+                                emitted_at=stamp)
         return events, summary
 
 
@@ -161,37 +159,56 @@ def night_summary(
     session: Session,
     stages: Sequence[str],
     has_data: Sequence[bool],
+    *,
+    stage_set: int,
     model_name: str,
     kind: ModelKind,
     emitted_at: datetime,
 ) -> NightSummary:
-    """Night statistics of a 4-class (W, light, deep, REM) hypnogram of a session.
+    """Night statistics of a session's hypnogram as one model staged it.
 
-    Time in bed is the whole session; sleep onset is the first non-W epoch, the sleep
-    period runs from it to the end of the last non-W epoch, and WASO counts W epochs
-    inside that period. Undefined values (no sleep, no REM) are None.
+    The statistics are :func:`models.evaluation.night_stats.night_stats_from_stages` of
+    the hypnogram in the model's own stage set (minutes of W, light, deep and REM for
+    today's 4-class models), so they equal what ``sleepstream evaluate`` reports for the
+    same night; see that module for the definitions and the undefined values (None).
+
+    Parameters
+    ----------
+    session : Session
+        The night; its epoch 0 is the first stage.
+    stages : sequence of str, length n_epochs >= 1
+        Class names of ``stage_set``, epoch 0 first.
+    has_data : sequence of bool, length n_epochs
+        Whether each epoch had samples (counted in ``n_valid_epochs``).
+    stage_set : {5, 4, 3}
+        The model's stage set (its card's ``stage_set``).
+    model_name, kind : str
+        The model card's name and whether it is the causal or the offline model.
+    emitted_at : datetime
+        When the summary was produced.
+
+    Raises
+    ------
+    ValueError
+        If a stage is not a class of ``stage_set``, or the set has no REM class (2).
     """
-    n = len(stages)
-    minute = EPOCH_S / 60.0
-    classes = ("W", "light", "deep", "REM")
-    sleep = [i for i, s in enumerate(stages) if s != "W"]
-    minutes = {c: sum(1 for s in stages if s == c) * minute for c in classes}
-    tst = n * minute - minutes["W"]
-    onset = sleep[0] if sleep else None
-    waso = (sum(1 for s in stages[onset: sleep[-1] + 1] if s == "W") * minute
-            if onset is not None else 0.0)
-    rem = next((i for i, s in enumerate(stages) if s == "REM"), None)
+    names = CLASS_NAMES[n_classes(stage_set)]
+    if "REM" not in names:
+        msg = (f"a night summary needs a stage set that tells REM (5, 4 or 3); got "
+               f"{stage_set} ({', '.join(names)})")
+        raise ValueError(msg)
+    unknown = sorted(set(stages) - set(names))
+    if unknown:
+        msg = f"stages must be classes of the {stage_set}-class set {names}; got {unknown}"
+        raise ValueError(msg)
+    classes = np.fromiter((names.index(s) for s in stages), np.int8, len(stages))
+    st = night_stats_from_stages(class_stages(classes, stage_set), EPOCH_S, stage_set=stage_set)
     return NightSummary(
         subject_id=session.subject_id, session_id=session.session_id, model_name=model_name,
-        kind=kind, t_start_utc=session.epoch_start(0), t_end_utc=session.epoch_start(n),
-        n_epochs=n, n_valid_epochs=int(sum(bool(v) for v in has_data)),
-        tib_min=n * minute, tst_min=tst,
-        se_pct=100.0 * tst / (n * minute) if n else None,
-        sol_min=onset * minute if onset is not None else None, waso_min=waso,
-        rem_latency_min=(rem - onset) * minute if rem is not None and onset is not None
-        else None,
-        minutes=minutes,
-        percent_of_tst={c: (100.0 * minutes[c] / tst if tst and c != "W" else 0.0)
-                        for c in classes if c != "W"},
-        emitted_at_utc=emitted_at,
+        kind=kind, t_start_utc=session.epoch_start(0),
+        t_end_utc=session.epoch_start(len(stages)), n_epochs=len(stages),
+        n_valid_epochs=int(sum(bool(v) for v in has_data)), tib_min=st.tib_min,
+        tst_min=st.tst_min, se_pct=st.se_pct, sol_min=st.sol_min, waso_min=st.waso_min,
+        rem_latency_min=st.rem_latency_min, minutes=dict(st.minutes),
+        percent_of_tst=dict(st.pct_tst), emitted_at_utc=emitted_at,
     )

@@ -1,184 +1,62 @@
 """What the Faust worker does with its messages, free of Faust: sessions, chunks, epochs, nights.
 
 :class:`Worker` takes batches of raw messages from the sessions and samples topics and
-returns :class:`Effects`: stage events, night summaries and dead letters to publish, table
-writes that checkpoint each subject, and the messages whose effects those writes make
-durable (the app acknowledges them only after the writes, so a crash re-delivers every
-message whose effects could be lost, and de-duplication by ``(source, seq)`` absorbs the
-re-delivery).
+returns :class:`~stream.effects.Effects`: stage events, night summaries and dead letters
+to publish, table writes that checkpoint each subject, and the messages whose effects
+those writes make durable (the app acknowledges them only after the writes, so a crash
+re-delivers every message whose effects could be lost, and de-duplication by
+``(source, seq)`` absorbs the re-delivery).
 
 Per subject it keeps one :class:`~stream.engine.SubjectProcessor` in memory and its
-checkpoint in the subject table: written at every epoch close, session start and end,
-never per chunk. Each closed epoch's feature row goes to the night-rows table so that the
-offline model can re-score the night at its end, on any worker that owns the subject.
+checkpoint in the subject table (:mod:`stream.checkpoint`): written at every epoch close,
+session start and end, never per chunk. Each closed epoch's feature row goes to the
+night-rows table so that the offline model can re-score the night at its end, on any
+worker that owns the subject.
 
 Ordering: chunks of a subject arrive in order (one key, one partition), but the sessions
 and samples topics are read independently, so a chunk may arrive before its session's
 start (it is held for ``unknown_session_wait_s``, then dead-lettered) and a session's end
 before its last chunks (the night is finished once every source has reached the end's
 ``final_seq``, or after ``end_wait_s`` of silence).
+
+Time: silence is measured on the quiet clock of the subject's partition and a live
+subject's epochs close by the wall clock only up to when its input is known complete
+(:mod:`stream.readability`), so a worker that cannot read its input closes nothing as
+silent.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import math
 import time
 import zlib
-from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from stream.checkpoint import (
+    PendingChunk,
+    SessionEnd,
+    SubjectState,
+    block_key,
+    encode_row,
+    night_rows,
+)
 from stream.codecs import DecodeFailure, decode
-from stream.engine import EPOCH_S, ClosedEpoch, Outcome, SeqWindow, Session, SubjectProcessor
-from stream.schemas import DeadLetter, NightSummary, SampleChunk, SessionEvent, StageEvent
+from stream.effects import Effects, Inbound, TopicKind, WorkerStats
+from stream.engine import EPOCH_S, ClosedEpoch, Outcome, Session, SubjectProcessor
+from stream.readability import AlwaysReadable, InputClock
+from stream.schemas import DeadLetter, SampleChunk, SessionEvent
 from stream.settings import StreamSettings
-from stream.staging import Stager
+from stream.staging import FamilyModels
 
-__all__ = ["Effects", "Inbound", "Worker", "WorkerStats", "block_key"]
+__all__ = ["Effects", "Inbound", "TopicKind", "Worker", "WorkerStats", "block_key"]
 
 log = logging.getLogger(__name__)
-
-_STATE_VERSION = 1
-TopicKind = Literal["sessions", "samples"]
-
-
-def block_key(subject_id: str, session_id: str, first: int) -> str:
-    """Key of the night-rows block whose first feature row is epoch ``first``."""
-    return f"{subject_id}|{session_id}|{first}"
-
-
-def _encode_row(row: NDArray[np.float32], has_data: bool) -> str:
-    data = base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
-    return f"{int(has_data)}:{data}"
-
-
-def _decode_row(value: str) -> tuple[NDArray[np.float32], bool]:
-    flag, data = value.split(":", 1)
-    return np.frombuffer(base64.b64decode(data), dtype="<f4").copy(), flag == "1"
-
-
-@dataclass
-class Inbound:
-    """One consumed message: where it came from, its raw key and value, and an ack token."""
-
-    kind: TopicKind
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    token: object = None
-
-
-@dataclass
-class Effects:
-    """What the app must do after a batch, in this order.
-
-    :meth:`Worker.handle` and :meth:`Worker.tick` give the outputs (and the messages that
-    need no checkpoint), :meth:`Worker.checkpoints` then gives the checkpoints:
-
-    1. publish ``stage_events``, ``summaries`` and ``dead_letters`` and wait until the
-       broker has them;
-    2. write ``rows`` (blocks of encoded rows) and ``state`` (JSON text), each given as
-       ``(partition, key, value)``: new row blocks first, then the checkpoints, then the
-       deletions (value None), each step durable before the next;
-    3. acknowledge the ``release`` tokens.
-    """
-
-    stage_events: list[StageEvent] = field(default_factory=list)
-    summaries: list[NightSummary] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    state: list[tuple[int, str, str | None]] = field(default_factory=list)
-    rows: list[tuple[int, str, dict[str, Any] | None]] = field(default_factory=list)
-    release: list[object] = field(default_factory=list)
-
-    @property
-    def publishes(self) -> bool:
-        """Whether anything is to be published."""
-        return bool(self.stage_events or self.summaries or self.dead_letters)
-
-
-@dataclass
-class WorkerStats:
-    """Counters since the worker started."""
-
-    messages: int = 0
-    batches: int = 0
-    checkpoints: int = 0
-    chunks: int = 0
-    duplicates: int = 0
-    seq_gaps: int = 0
-    held_unknown_session: int = 0
-    epochs_closed: int = 0
-    causal_events: int = 0
-    offline_events: int = 0
-    nights_finished: int = 0
-    dead_letters: Counter[str] = field(default_factory=Counter)
-    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    #: (wall time, seconds from a message's broker timestamp to its processing)
-    ingest_delays: deque[tuple[float, float]] = field(
-        default_factory=lambda: deque(maxlen=500_000))
-
-    @property
-    def dead_letter_total(self) -> int:
-        """All dead letters."""
-        return sum(self.dead_letters.values())
-
-
-@dataclass
-class _End:
-    t_utc: datetime
-    final_seq: dict[str, int]
-    received: float  # monotonic
-
-    def to_state(self) -> dict[str, Any]:
-        return {"t_utc": self.t_utc.isoformat(), "final_seq": self.final_seq}
-
-
-@dataclass
-class _Pending:
-    msg: Inbound
-    chunk: SampleChunk
-    since: float  # monotonic
-
-
-@dataclass
-class _Subject:
-    subject_id: str
-    partition: int
-    last_seen: float
-    proc: SubjectProcessor | None = None
-    end: _End | None = None
-    finished_session: str | None = None
-    finished_sources: dict[str, SeqWindow] = field(default_factory=dict)
-    held: list[object] = field(default_factory=list)
-    pending: list[_Pending] = field(default_factory=list)
-    closed: list[tuple[Session, ClosedEpoch]] = field(default_factory=list)
-    dirty: bool = False
-    # feature rows of the open session: saved blocks (first epoch of each) and the rows
-    # closed since the last checkpoint
-    row_blocks: list[int] = field(default_factory=list)
-    unsaved_rows: list[tuple[int, str]] = field(default_factory=list)
-    last_checkpoint: float = -math.inf
-    jitter: float = 1.0  # this subject's factor on checkpoint_interval_s, in [0.5, 1.5)
-
-    def to_state(self) -> str:
-        return json.dumps({
-            "v": _STATE_VERSION,
-            "proc": None if self.proc is None else self.proc.to_state(),
-            "end": None if self.end is None else self.end.to_state(),
-            "finished_session": self.finished_session,
-            "finished_sources": {k: w.to_state() for k, w in self.finished_sources.items()},
-            "row_blocks": self.row_blocks,
-        }, separators=(",", ":"))
 
 
 class Worker:
@@ -194,11 +72,16 @@ class Worker:
     rows_lookup : callable
         ``block_key -> {"first": int, "rows": [encoded row, ...]} or None``: reads the
         night-rows table.
-    stagers : dict, optional
-        Family -> :class:`~stream.staging.Stager` (default: the shipped models, loaded on
-        first use).
+    family_models : dict, optional
+        Family -> :class:`~stream.staging.FamilyModels` (default: the shipped models,
+        loaded on first use).
     clock : callable, optional
-        Monotonic clock for silence timeouts (tests pass a fake one).
+        Monotonic clock of checkpoint intervals (tests pass a fake one).
+    inputs : InputClock, optional
+        The quiet clock of each input partition (silence timeouts) and up to when a live
+        subject's epochs may close by the wall clock
+        (:class:`~stream.readability.InputGate`); default
+        :class:`~stream.readability.AlwaysReadable` on ``clock``.
     """
 
     def __init__(
@@ -207,18 +90,20 @@ class Worker:
         state_lookup: Callable[[str], str | None],
         rows_lookup: Callable[[str], dict[str, Any] | None],
         *,
-        stagers: dict[str, Stager] | None = None,
+        family_models: dict[str, FamilyModels] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inputs: InputClock | None = None,
     ) -> None:
         self.settings = settings
         self.state_lookup = state_lookup
         self.rows_lookup = rows_lookup
-        self.stagers: dict[str, Stager] = dict(stagers or {})
+        self.family_models: dict[str, FamilyModels] = dict(family_models or {})
         self.clock = clock
-        self.subjects: dict[str, _Subject] = {}
+        self.inputs: InputClock = inputs if inputs is not None else AlwaysReadable(clock)
+        self.subjects: dict[str, SubjectState] = {}
         self.stats = WorkerStats()
         self._offline: list[tuple[Session, NDArray[np.float32], list[bool]]] = []
-        self._due: dict[str, _Subject] = {}
+        self._due: dict[str, SubjectState] = {}
         self._finished_now: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ public
@@ -227,17 +112,17 @@ class Worker:
         """Subjects with an open session in memory."""
         return sum(1 for s in self.subjects.values() if s.proc is not None)
 
-    def stager(self, family: str) -> Stager:
+    def models_of(self, family: str) -> FamilyModels:
         """The family's models (loaded once)."""
-        if family not in self.stagers:
-            self.stagers[family] = Stager(family, self.settings.weights_dir)
-        return self.stagers[family]
+        if family not in self.family_models:
+            self.family_models[family] = FamilyModels(family, self.settings.weights_dir)
+        return self.family_models[family]
 
     def handle(self, batch: Iterable[Inbound], now_utc: datetime | None = None) -> Effects:
         """Process one batch of consumed messages (in consumption order)."""
         fx = Effects()
         closed_at = now_utc or datetime.now(UTC)
-        touched: dict[str, _Subject] = {}
+        touched: dict[str, SubjectState] = {}
         for msg in batch:
             self.stats.messages += 1
             if msg.kind == "sessions":
@@ -247,50 +132,80 @@ class Worker:
         self._finish_batch(touched, fx, closed_at)
         return fx
 
-    def tick(self, now_utc: datetime | None = None) -> Effects:
+    def tick(self, now_utc: datetime | None = None, *, release_held: bool = False) -> Effects:
         """Timer work: close silent live subjects and finish ended or abandoned nights.
 
-        Also dead-letters chunks whose session start never arrived.
+        Also dead-letters chunks whose session start never arrived. Silence is measured
+        on the quiet clock of each subject's partition, and a live subject's epochs close
+        by the wall clock only up to when its input is known complete
+        (:class:`~stream.readability.InputClock`).
+
+        Parameters
+        ----------
+        now_utc : datetime, optional
+            The wall time (default: now).
+        release_held : bool
+            Checkpoint every subject that holds messages, so that all are acknowledged
+            (a rebalance waits for that before it hands partitions over); otherwise a
+            subject's messages wait at most ``max_unacked_s``.
         """
         fx = Effects()
         wall = now_utc or datetime.now(UTC)
         now = self.clock()
-        touched: dict[str, _Subject] = {}
+        touched: dict[str, SubjectState] = {}
         for sub in list(self.subjects.values()):
-            expired = [p for p in sub.pending
-                       if now - p.since >= self.settings.unknown_session_wait_s]
-            if expired:
-                sub.pending = [p for p in sub.pending if p not in expired]
-                for p in expired:
-                    self._dead(fx, p.msg, "process", (
-                        f"chunk of session {p.chunk.session_id!r} of {p.chunk.subject_id!r}, "
-                        f"whose start never arrived within {self.settings.unknown_session_wait_s}"
-                        " s; send the session start first"), "UnknownSession")
+            quiet = self.inputs.quiet_time(sub.partition)
+            if self._expire_pending(sub, quiet, fx):
                 touched[sub.subject_id] = sub
-            proc = sub.proc
-            if proc is None:
+            if sub.proc is None:
                 continue
-            silent = now - sub.last_seen
-            if sub.end is not None and not sub.end.final_seq \
-                    and silent >= self.settings.end_wait_s:
-                self._finish_night(sub, sub.end.t_utc, fx)
+            if self._tick_session(sub, quiet, wall, fx):
                 touched[sub.subject_id] = sub
-            elif silent >= self.settings.silence_timeout_s:
-                log.info("subject %s silent for %.0f s: finishing its night",
-                         sub.subject_id, silent)
-                self._finish_night(sub, None, fx)
-                touched[sub.subject_id] = sub
-            elif proc.session.live:
-                now_s = (wall - proc.session.start).total_seconds()
-                n = proc.due(now_s)
-                if n:
-                    sub.closed += [(proc.session, e) for e in proc.close(n)]
-                    touched[sub.subject_id] = sub
-            if sub.held and now - sub.last_checkpoint >= self.settings.max_unacked_s:
+            if sub.held and (release_held or
+                             now - sub.last_checkpoint >= self.settings.max_unacked_s):
                 sub.dirty = True  # no message waits for ever for its acknowledgement
                 touched[sub.subject_id] = sub
         self._finish_batch(touched, fx, wall)
         return fx
+
+    def _expire_pending(self, sub: SubjectState, quiet: float, fx: Effects) -> bool:
+        """Dead-letter the chunks whose session start never arrived; whether any did."""
+        wait = self.settings.unknown_session_wait_s
+        expired = [p for p in sub.pending if quiet - p.since >= wait]
+        if not expired:
+            return False
+        sub.pending = [p for p in sub.pending if p not in expired]
+        for p in expired:
+            self._dead(fx, p.msg, "process", (
+                f"chunk of session {p.chunk.session_id!r} of {p.chunk.subject_id!r}, "
+                f"whose start never arrived within {wait} s; send the session start first"),
+                "UnknownSession")
+        return True
+
+    def _tick_session(self, sub: SubjectState, quiet: float, wall: datetime,
+                      fx: Effects) -> bool:
+        """Finish a silent subject's night or close its live epochs; whether it changed."""
+        proc = sub.proc
+        assert proc is not None
+        silent = quiet - sub.last_seen
+        if sub.end is not None and not sub.end.final_seq \
+                and silent >= self.settings.end_wait_s:
+            self._finish_night(sub, sub.end.t_utc, fx)
+            return True
+        if silent >= self.settings.silence_timeout_s:
+            log.info("subject %s silent for %.0f s: finishing its night",
+                     sub.subject_id, silent)
+            self._finish_night(sub, None, fx)
+            return True
+        if not proc.session.live:
+            return False
+        until = self.inputs.complete_until(sub.partition, wall)
+        if until is None:  # the worker cannot tell silence from what it could not read
+            return False
+        n = proc.due((until - proc.session.start).total_seconds())
+        if n:
+            sub.closed += [(proc.session, e) for e in proc.close(n)]
+        return bool(n)
 
     def drop_partitions(self, partitions: set[int]) -> int:
         """Forget the subjects of revoked partitions; returns how many.
@@ -304,37 +219,14 @@ class Worker:
         return len(gone)
 
     # ------------------------------------------------------------------ subjects
-    def _subject(self, subject_id: str, partition: int) -> _Subject:
+    def _subject(self, subject_id: str, partition: int) -> SubjectState:
         sub = self.subjects.get(subject_id)
         if sub is not None:
             sub.partition = partition
             return sub
-        sub = _Subject(subject_id, partition, self.clock(),
-                       jitter=0.5 + zlib.crc32(subject_id.encode()) / 2**32)
-        text = self.state_lookup(subject_id)
-        state = None if text is None else json.loads(text)
-        if state is not None:
-            if state.get("v") != _STATE_VERSION:
-                log.error("subject %s: checkpoint version %r unknown; starting afresh",
-                          subject_id, state.get("v"))
-            else:
-                if state["proc"] is not None:
-                    sub.proc = SubjectProcessor.from_state(state["proc"])
-                if state["end"] is not None:
-                    sub.end = _End(datetime.fromisoformat(state["end"]["t_utc"]),
-                                   dict(state["end"]["final_seq"]), self.clock())
-                sub.finished_session = state["finished_session"]
-                sub.row_blocks = list(state["row_blocks"])
-                sub.last_checkpoint = self.clock()
-                if sub.proc is not None:
-                    log.info("subject %s: resumed session %s from its checkpoint (%d epochs "
-                             "closed, last seq %s)", subject_id, sub.proc.session.session_id,
-                             sub.proc.n_closed,
-                             {k: w.highest for k, w in sub.proc.sources.items()})
-                sub.finished_sources = {
-                    k: SeqWindow.from_state(v, 4096)
-                    for k, v in state["finished_sources"].items()
-                }
+        sub = SubjectState(subject_id, partition, self.inputs.quiet_time(partition),
+                           jitter=0.5 + zlib.crc32(subject_id.encode()) / 2**32)
+        sub.restore(self.state_lookup(subject_id), self.clock())
         self.subjects[subject_id] = sub
         return sub
 
@@ -360,7 +252,7 @@ class Worker:
         return False
 
     # ------------------------------------------------------------------ sessions
-    def _on_session(self, msg: Inbound, fx: Effects, touched: dict[str, _Subject]) -> None:
+    def _on_session(self, msg: Inbound, fx: Effects, touched: dict[str, SubjectState]) -> None:
         ev = decode(msg.value, SessionEvent)
         if isinstance(ev, DecodeFailure):
             self._dead(fx, msg, ev.stage, ev.reason, ev.error_type)
@@ -368,14 +260,14 @@ class Worker:
         if not self._check_key(msg, ev.subject_id, fx):
             return
         sub = self._subject(ev.subject_id, msg.partition)
-        sub.last_seen = self.clock()
+        sub.last_seen = self.inputs.quiet_time(msg.partition)
         touched[sub.subject_id] = sub
         if ev.event == "start":
             self._on_start(sub, ev, msg, fx)
         else:
             self._on_end(sub, ev, msg, fx)
 
-    def _on_start(self, sub: _Subject, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
+    def _on_start(self, sub: SubjectState, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
         if (sub.proc is not None and sub.proc.session.session_id == ev.session_id) or (
             sub.finished_session == ev.session_id
         ):
@@ -389,7 +281,7 @@ class Worker:
         session = Session.from_event(ev)
         # the causal window is as long as the shipped causal model of the family reads
         sub.proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
-                                    context_epochs=self.stager(session.family).context_epochs)
+                                    context_epochs=self.models_of(session.family).context_epochs)
         sub.end = None
         sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True
@@ -399,7 +291,7 @@ class Worker:
         for p in waiting:
             self._apply(sub, p.msg, p.chunk, fx)
 
-    def _on_end(self, sub: _Subject, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
+    def _on_end(self, sub: SubjectState, ev: SessionEvent, msg: Inbound, fx: Effects) -> None:
         proc = sub.proc
         if proc is None or proc.session.session_id != ev.session_id:
             if sub.finished_session == ev.session_id:
@@ -410,21 +302,21 @@ class Worker:
                 f"end of session {ev.session_id!r} of {ev.subject_id!r}, which is not open "
                 "here; send its start first"), "UnknownSession")
             return
-        sub.end = _End(ev.t_utc, dict(ev.final_seq), self.clock())
+        sub.end = SessionEnd(ev.t_utc, dict(ev.final_seq))
         sub.dirty = True
         sub.held.append(msg.token)
         if ev.final_seq and self._final_reached(sub):
             self._finish_night(sub, ev.t_utc, fx)
 
     @staticmethod
-    def _final_reached(sub: _Subject) -> bool:
+    def _final_reached(sub: SubjectState) -> bool:
         assert sub.proc is not None and sub.end is not None
         sources = sub.proc.sources
         return all(src in sources and sources[src].highest >= seq
                    for src, seq in sub.end.final_seq.items())
 
     # ------------------------------------------------------------------ chunks
-    def _on_chunk(self, msg: Inbound, fx: Effects, touched: dict[str, _Subject]) -> None:
+    def _on_chunk(self, msg: Inbound, fx: Effects, touched: dict[str, SubjectState]) -> None:
         chunk = decode(msg.value, SampleChunk)
         if isinstance(chunk, DecodeFailure):
             self._dead(fx, msg, chunk.stage, chunk.reason, chunk.error_type)
@@ -433,7 +325,7 @@ class Worker:
             return
         self.stats.chunks += 1
         sub = self._subject(chunk.subject_id, msg.partition)
-        sub.last_seen = self.clock()
+        sub.last_seen = self.inputs.quiet_time(msg.partition)
         touched[sub.subject_id] = sub
         if sub.proc is not None and sub.proc.session.session_id == chunk.session_id:
             self._apply(sub, msg, chunk, fx)
@@ -448,9 +340,10 @@ class Worker:
                     f"{chunk.session_id!r} of {chunk.subject_id!r} was finished"), "LateChunk")
         else:
             self.stats.held_unknown_session += 1
-            sub.pending.append(_Pending(msg, chunk, self.clock()))
+            sub.pending.append(PendingChunk(msg, chunk,
+                                            self.inputs.quiet_time(msg.partition)))
 
-    def _apply(self, sub: _Subject, msg: Inbound, chunk: SampleChunk, fx: Effects) -> None:
+    def _apply(self, sub: SubjectState, msg: Inbound, chunk: SampleChunk, fx: Effects) -> None:
         proc = sub.proc
         assert proc is not None
         window = proc.sources.get(chunk.source_id)
@@ -485,7 +378,7 @@ class Worker:
             self._finish_night(sub, sub.end.t_utc, fx)
 
     # ------------------------------------------------------------------ nights
-    def _finish_night(self, sub: _Subject, end: datetime | None, fx: Effects) -> None:
+    def _finish_night(self, sub: SubjectState, end: datetime | None, fx: Effects) -> None:
         """Close the remaining epochs, re-score the night offline, leave a finished marker."""
         proc = sub.proc
         assert proc is not None
@@ -496,32 +389,9 @@ class Worker:
                 else proc.n_closed
             end = session.start + timedelta(seconds=n_total * EPOCH_S)
         sub.closed += [(session, e) for e in proc.close_until(end)]
-        n = proc.n_closed
-        width = proc.extractor.n_features
-        rows = np.zeros((n, width), np.float32)
-        has_data = np.zeros(n, bool)
-        known = np.zeros(n, bool)
-
-        def put(k: int, row: NDArray[np.float32], flag: bool) -> None:
-            if 0 <= k < n:
-                rows[k], has_data[k], known[k] = row, flag, True
-
-        for first in sub.row_blocks:
-            key = block_key(sub.subject_id, session.session_id, first)
-            block = self.rows_lookup(key)
-            if block is not None:
-                for j, enc in enumerate(block["rows"]):
-                    put(first + j, *_decode_row(enc))
-            fx.rows.append((sub.partition, key, None))
-        for k, enc in sub.unsaved_rows:
-            put(k, *_decode_row(enc))
-        for s, e in sub.closed:
-            if s.session_id == session.session_id:
-                put(e.index, e.row, e.has_data)
-        if not known.all():
-            log.error("subject %s session %s: %d of %d feature rows missing from the "
-                      "night-rows table; they are scored as empty epochs",
-                      sub.subject_id, session.session_id, int((~known).sum()), n)
+        rows, has_data, keys = night_rows(
+            sub, session, (proc.n_closed, proc.extractor.n_features), self.rows_lookup)
+        fx.rows += [(sub.partition, key, None) for key in keys]
         # the causal events of the epochs closed just now are staged with the batch; the
         # offline revision follows in the same batch
         self._offline.append((session, rows, [bool(v) for v in has_data]))
@@ -534,7 +404,8 @@ class Worker:
         self._finished_now.add((sub.subject_id, session.session_id))
         self.stats.nights_finished += 1
 
-    def _finish_batch(self, touched: dict[str, _Subject], fx: Effects, closed_at: datetime) -> None:
+    def _finish_batch(self, touched: dict[str, SubjectState], fx: Effects,
+                      closed_at: datetime) -> None:
         """Stage every epoch closed in the batch in one call per family, then checkpoint."""
         self.stats.batches += 1
         by_family: dict[str, list[tuple[Session, ClosedEpoch]]] = {}
@@ -542,13 +413,13 @@ class Worker:
             for session, epoch in sub.closed:
                 by_family.setdefault(session.family, []).append((session, epoch))
         for family, closed in by_family.items():
-            events = self.stager(family).stage_causal(closed, closed_at)
+            events = self.models_of(family).stage_causal(closed, closed_at)
             self.stats.epochs_closed += len(events)
             self.stats.causal_events += len(events)
             self.stats.latencies_s.extend(e.latency_s for e in events)
             fx.stage_events += events
         for session, rows, has_data in self._offline:
-            events, summary = self.stager(session.family).stage_night(
+            events, summary = self.models_of(session.family).stage_night(
                 session, rows, has_data, closed_at)
             self.stats.offline_events += len(events)
             fx.stage_events += events
@@ -560,7 +431,7 @@ class Worker:
             closed_any = bool(sub.closed)
             for session, epoch in sub.closed:
                 if (sub.subject_id, session.session_id) not in self._finished_now:
-                    sub.unsaved_rows.append((epoch.index, _encode_row(epoch.row,
+                    sub.unsaved_rows.append((epoch.index, encode_row(epoch.row,
                                                                       epoch.has_data)))
             sub.closed = []
             # a checkpoint at a session start, end or finish, and after epochs closed (at
@@ -586,7 +457,7 @@ class Worker:
         self._due.clear()
         return fx
 
-    def _checkpoint(self, sub: _Subject, fx: Effects, now: float) -> None:
+    def _checkpoint(self, sub: SubjectState, fx: Effects, now: float) -> None:
         if sub.unsaved_rows and sub.proc is not None:
             first = sub.unsaved_rows[0][0]
             key = block_key(sub.subject_id, sub.proc.session.session_id, first)

@@ -136,13 +136,13 @@ class FitResult(NamedTuple):
 
 
 def build_net(name: str, n_features: int, cfg: TrainConfig) -> Any:
-    """Instantiate ``NETS[name]`` with the config's constructor kwargs."""
-    from models.nets import NETS
+    """The net of model ``name`` with the config's constructor kwargs (see the config file)."""
+    from models.nets import build_net as build
 
     try:
-        return NETS[name](n_features=n_features, **cfg.net)
-    except TypeError as err:
-        msg = f"config 'net' kwargs {cfg.net} do not fit {NETS[name].__name__}: {err}"
+        return build(name, n_features, **cfg.net)
+    except ValueError as err:
+        msg = f"config 'net' kwargs: {err}"
         raise ValueError(msg) from None
 
 
@@ -150,20 +150,23 @@ def fit_net(
     name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
     opts: TrainerOptions = TrainerOptions(),
 ) -> FitResult:
-    """Train ``NETS[name]`` on ``train`` with early stopping on ``val``; best state kept."""
+    """Train the net of model ``name`` on ``train`` with early stopping on ``val``.
+
+    The best state by ``cfg.monitor`` is kept.
+    """
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import EarlyStopping
 
     from training.datamodules import NightDataModule, class_weights
-    from training.lit_module import BestState, StagerModule, WeightAverage, feature_stats
+    from training.lit_module import BestState, StagingModule, WeightAverage, feature_stats
 
     if opts.accelerator == "cpu" and opts.threads > 0:
         torch.set_num_threads(opts.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     net = build_net(name, train[0].features.shape[1], cfg)
     net.set_feature_stats(*feature_stats([n.features for n in train]))
-    module = StagerModule(net, cfg.lr, cfg.weight_decay,
+    module = StagingModule(net, cfg.lr, cfg.weight_decay,
                           class_weights(train, cfg.class_weight_power))
     dm = NightDataModule(train, val, cfg.crop_epochs, cfg.batch_size,
                          max_steps=cfg.max_steps, seed=cfg.seed)
@@ -204,7 +207,11 @@ def fit_model(
     if cfg.ensemble == 1:
         fit = fit_net(name, train, val, cfg, opts)
         return fit._replace(member_best_steps=(fit.best_step,))
-    from models.nets.ensemble import StagerEnsemble
+    if not name.endswith("-offline"):
+        msg = (f"ensemble: {cfg.ensemble} is for offline models; {name} runs at every epoch "
+               "close, where an ensemble costs its width in latency. Set ensemble: 1.")
+        raise ValueError(msg)
+    from models.nets import StagerEnsemble
 
     fits = [fit_net(name, train, val, cfg.model_copy(update={"seed": cfg.seed + i}), opts)
             for i in range(cfg.ensemble)]

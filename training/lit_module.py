@@ -17,20 +17,19 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor
 
-from models.nets import StagerNet
-from models.nets._layers import to_stage_set
-from training.evaluation.metrics import scores_from_confusion
+from models.evaluation.metrics import scores_from_confusion
+from models.nets import CausalStager, OfflineStager, to_stage_set
 
-__all__ = ["BestState", "StagerModule"]
+__all__ = ["BestState", "StagingModule", "WeightAverage", "feature_stats"]
 
 
-class StagerModule(L.LightningModule):
-    """Train a stager on 4-class labels.
+class StagingModule(L.LightningModule):
+    """Train a stager net on 4-class labels.
 
     Parameters
     ----------
-    net : StagerNet
-        Any net of :mod:`models.nets`; causal nets are trained through
+    net : CausalStager or OfflineStager
+        A net of :mod:`models.nets`; causal nets are trained through
         ``forward_sequence`` (every epoch of a crop from its own causal window).
     lr, weight_decay : float
         AdamW settings.
@@ -45,14 +44,15 @@ class StagerModule(L.LightningModule):
 
     def __init__(
         self,
-        net: StagerNet,
+        net: CausalStager | OfflineStager,
         lr: float = 3e-3,
         weight_decay: float = 1e-2,
         class_weights: ArrayLike | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(net, StagerNet):
-            msg = f"net must be a stager from models.nets; got {type(net).__name__}"
+        if not isinstance(net, CausalStager | OfflineStager):
+            msg = (f"net must be a CausalStager or an OfflineStager from models.nets (an "
+                   f"ensemble is trained member by member); got {type(net).__name__}")
             raise TypeError(msg)
         if lr <= 0 or weight_decay < 0:
             msg = f"need lr > 0 and weight_decay >= 0; got lr={lr}, weight_decay={weight_decay}"
@@ -70,8 +70,8 @@ class StagerModule(L.LightningModule):
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         """Logits ``(B, T, n_outputs)`` for every epoch of ``x`` ``(B, T, F)``."""
-        if self.net.kind == "causal":
-            return self.net.forward_sequence(x, valid, return_logits=True)  # type: ignore[operator]
+        if isinstance(self.net, CausalStager):
+            return self.net.forward_sequence(x, valid, return_logits=True)
         return self.net(x, valid, return_logits=True)
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.card import stage_groups
+from models.evaluation.metrics import Scores, Spread, score_classes
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import Stage, reduce_stages, stage_names
-from training.evaluation.metrics import Scores, Spread, _spread, score_classes
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 
 __all__ = ["ModelPredictions", "Report", "build_report", "load_predictions", "score_model"]
 
@@ -70,7 +70,7 @@ class ModelScores:
 
     def __init__(self, pooled: Scores, subject_kappa: dict[str, float]) -> None:
         self.pooled, self.subject_kappa = pooled, subject_kappa
-        self.spread: Spread = _spread(list(subject_kappa.values()))
+        self.spread: Spread = Spread.of(list(subject_kappa.values()))
 
 
 def score_model(pred: ModelPredictions, stage_set: int) -> ModelScores:

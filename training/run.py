@@ -46,7 +46,7 @@ def _feature_version() -> str:
 def _kappa_so_far(nights: NightSet, results: Sequence[FoldResult]) -> float:
     import numpy as np
 
-    from training.evaluation.metrics import score_classes
+    from models.evaluation.metrics import score_classes
 
     by_night = {n.night: n for n in nights}
     ref, pred = [], []

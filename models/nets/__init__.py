@@ -1,41 +1,73 @@
 """Network definitions: one public ``nn.Module`` per file, shared layers in ``_layers``.
 
-=====================  ===========  =======================================================
-class                  kind         input -> output
-=====================  ===========  =======================================================
-``WearableCausal``     causal       (batch, 25, n_features) + valid -> (batch, 4)
-``WearableOffline``    offline      (batch, n_epochs, n_features) + valid -> (batch, n_epochs, 4)
-``CardioCausal``       causal       as WearableCausal, cardio features
-``CardioOffline``      offline      as WearableOffline, cardio features
-=====================  ===========  =======================================================
+======================  ===========  =====================================================
+class                   kind         input -> output
+======================  ===========  =====================================================
+``CausalStager``        causal       (batch, 25, n_features) + valid -> (batch, 4)
+``OfflineStager``       offline      (batch, n_epochs, n_features) + valid
+                                     -> (batch, n_epochs, 4)
+``StagerEnsemble``      offline      as OfflineStager: the average of several
+======================  ===========  =====================================================
 
-The outputs are probabilities of W, light, deep, REM; :func:`to_stage_set` folds them
-into 3 (W, NREM, REM) or 2 (W, sleep) classes. Pass ``return_logits=True`` for the loss.
+Two architectures serve every family: the family (``wearable``, ``cardio``) is a
+constructor argument, recorded in the model card, and a model name ``<family>-<kind>``
+(``cardio-offline``) names the net :func:`build_net` makes. The outputs are probabilities
+of W, light, deep, REM; :func:`to_stage_set` folds them into 3 (W, NREM, REM) or 2
+(W, sleep) classes. Pass ``return_logits=True`` for the loss.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.nets._layers import to_stage_set
-from models.nets._stagers import StagerNet
-from models.nets.cardio_causal import CardioCausal
-from models.nets.cardio_offline import CardioOffline
-from models.nets.wearable_causal import WearableCausal
-from models.nets.wearable_offline import WearableOffline
+from models.nets.causal_stager import CausalStager
+from models.nets.offline_stager import OfflineStager
+from models.nets.stager_ensemble import StagerEnsemble
+from models.nets.stager_net import StagerNet
 
 __all__ = [
     "NETS",
-    "CardioCausal",
-    "CardioOffline",
+    "CausalStager",
+    "OfflineStager",
+    "StagerEnsemble",
     "StagerNet",
-    "WearableCausal",
-    "WearableOffline",
+    "build_net",
     "to_stage_set",
 ]
 
-#: Every public net by its model name (``<family>-<kind>``), as used for weight files.
-NETS: dict[str, type[StagerNet]] = {
-    "wearable-causal": WearableCausal,
-    "wearable-offline": WearableOffline,
-    "cardio-causal": CardioCausal,
-    "cardio-offline": CardioOffline,
+#: The architecture of each model kind.
+NETS: dict[str, type[CausalStager] | type[OfflineStager]] = {
+    "causal": CausalStager,
+    "offline": OfflineStager,
 }
+
+
+def build_net(name: str, n_features: int, **kwargs: Any) -> CausalStager | OfflineStager:
+    """The net of the model ``name`` = ``<family>-<kind>`` (``"wearable-causal"``).
+
+    Parameters
+    ----------
+    name : str
+        Model name: a feature family, a dash, and ``causal`` or ``offline``.
+    n_features : int
+        Features per epoch.
+    **kwargs
+        Constructor arguments of the kind's class (:data:`NETS`).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` does not end in ``-causal`` or ``-offline``, or the arguments do not
+        fit the class (the message names them).
+    """
+    family, _, kind = name.rpartition("-")
+    if kind not in NETS or not family:
+        msg = (f"model name must be '<family>-causal' or '<family>-offline' (e.g. "
+               f"'wearable-causal'); got {name!r}")
+        raise ValueError(msg)
+    try:
+        return NETS[kind](n_features, family, **kwargs)
+    except TypeError as err:
+        msg = f"net arguments {kwargs} do not fit {NETS[kind].__name__}: {err}"
+        raise ValueError(msg) from None

@@ -1,4 +1,4 @@
-"""Layers shared by the sleepstream networks (the architectures are in ``_stagers``).
+"""Layers shared by the stager nets (``causal_stager``, ``offline_stager``, ``stager_net``).
 
 Sequence tensors are laid out ``(batch, n_epochs, channels)``: per-epoch feature vectors
 come in that way, the layer norms act on the last axis and every linear map is one GEMM
@@ -57,6 +57,10 @@ _MASKED_SCORE = -1.0e4
 #: standardisation of :class:`FeatureEmbedding`, so that a feature that is constant over
 #: a night (or a night of one epoch) is centred, not blown up.
 _INSTANCE_EPS = 0.1
+
+#: A training-set standard deviation below this is a constant feature: it is centred
+#: and left unscaled.
+_MIN_STD = 1e-6
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, *, relu: bool = False) -> Tensor:
@@ -132,16 +136,14 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("feature_std", torch.ones(n_features))
 
     @torch.no_grad()
-    def set_feature_stats(self, mean: ArrayLike, std: ArrayLike, min_std: float = 1e-6) -> None:
+    def set_feature_stats(self, mean: ArrayLike, std: ArrayLike) -> None:
         """Store the training-set mean and standard deviation of each feature.
 
         Parameters
         ----------
         mean, std : array-like, shape (n_features,)
-            In the features' own units. A ``std`` below ``min_std`` (a constant feature)
-            is replaced by 1 so that the feature is centred but not blown up.
-        min_std : float
-            Threshold below which a standard deviation counts as zero.
+            In the features' own units. A ``std`` below 1e-6 (a constant feature) is
+            replaced by 1 so that the feature is centred but not blown up.
         """
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
         std_t = torch.as_tensor(np.asarray(std, dtype=np.float32))
@@ -156,7 +158,7 @@ class FeatureEmbedding(nn.Module):
                 msg = f"feature {label} must be finite; check the training features for NaN"
                 raise ValueError(msg)
         self.feature_mean.copy_(mean_t)
-        self.feature_std.copy_(torch.where(std_t < min_std, torch.ones_like(std_t), std_t))
+        self.feature_std.copy_(torch.where(std_t < _MIN_STD, torch.ones_like(std_t), std_t))
 
     def folded(self) -> tuple[Tensor, Tensor]:
         """Weight ``(n_filters, n_features + 1)`` and bias acting on ``[x * v, v]``.

@@ -123,8 +123,8 @@ class _Night:
         return self.summaries.get("offline") or self.summaries.get("causal")
 
 
-def _opt(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+def _opt(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 2)
 
 
 def _series(values: NDArray[np.float16], digits: int) -> list[float | None]:

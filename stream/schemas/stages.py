@@ -15,9 +15,27 @@ ModelKind = Literal["causal", "offline"]
 
 
 class EpochInputStats(Payload):
-    """What arrived during one epoch (carried by causal events for the input panels).
+    """What arrived during one epoch: the one type of these six numbers in the stream.
 
-    Means are None when no sample of that modality fell into the epoch.
+    The engine builds it when an epoch closes (:class:`stream.engine.ClosedEpoch`), the
+    epoch's causal :class:`StageEvent` carries it, the live page draws heart rate and
+    activity from it and the sink writes it as the ``sleep_inputs`` point. Means are None
+    when no sample of that modality fell into the epoch.
+
+    Attributes
+    ----------
+    hr_mean_bpm : float or None
+        Mean heart rate in bpm.
+    hr_samples : int
+        Heart-rate samples in the epoch.
+    activity_counts : float or None
+        Activity counts summed over the epoch.
+    activity_samples : int
+        Activity-count samples in the epoch.
+    rr_mean_s : float or None
+        Mean RR interval in s of the beats in the epoch.
+    beats : int
+        Beats (RR intervals) in the epoch.
     """
 
     hr_mean_bpm: FiniteFloat | None = None

@@ -13,8 +13,14 @@ __all__ = ["NightSummary"]
 class NightSummary(Payload):
     """Night statistics computed from one model's hypnogram of a session.
 
-    Minutes per class are in the model's stage set (4 classes: W, light, deep, REM).
-    Latencies are None when undefined (no sleep, no REM).
+    The values are :func:`models.evaluation.night_stats.night_stats_from_stages` of the
+    hypnogram (see that module for the definitions), built by
+    :func:`stream.staging.night_summary`:
+    the same numbers as ``sleepstream evaluate`` gives for the same night. ``minutes``
+    holds the minutes in bed of every class of the model's stage set (W, light, deep,
+    REM for the 4-class models) and ``percent_of_tst`` every sleep class as a percent of
+    the total sleep time. Undefined values are None: SE without time in bed, SOL and
+    the percentages without sleep, REM latency without REM.
     """
 
     subject_id: Identifier
@@ -32,5 +38,5 @@ class NightSummary(Payload):
     waso_min: FiniteFloat
     rem_latency_min: FiniteFloat | None
     minutes: dict[str, FiniteFloat]
-    percent_of_tst: dict[str, FiniteFloat]
+    percent_of_tst: dict[str, FiniteFloat | None]
     emitted_at_utc: UtcDatetime

@@ -19,20 +19,18 @@ from stream.sinks.factory import NullSink, Sink, make_sink
 from stream.sinks.influx import InfluxV1Sink, InfluxV2Sink
 from stream.sinks.points import (
     MEASUREMENTS,
-    EpochInputs,
     PipelineStats,
     SinkItem,
     inputs_point,
     pipeline_point,
     stage_point,
     summary_point,
-    to_point,
+    to_points,
 )
 
 __all__ = [
     "MEASUREMENTS",
     "BatchingSink",
-    "EpochInputs",
     "InfluxV1Sink",
     "InfluxV2Sink",
     "NullSink",
@@ -51,5 +49,5 @@ __all__ = [
     "pipeline_point",
     "stage_point",
     "summary_point",
-    "to_point",
+    "to_points",
 ]

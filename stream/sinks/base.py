@@ -55,7 +55,7 @@ from stream.sinks.errors import (
     SinkStats,
     SinkUnavailableError,
 )
-from stream.sinks.points import SinkItem, to_point
+from stream.sinks.points import SinkItem, to_points
 
 __all__ = ["BatchingSink", "SinkOptions"]
 
@@ -176,7 +176,7 @@ class BatchingSink(ABC):
                 name = getattr(item, "_name", "?")
                 msg = f"point of measurement {name!r} has no fields; add at least one"
                 raise ValueError(msg)
-            points.append(to_point(item))
+            points += to_points(item)
         async with self._changed:
             i = 0
             while i < len(points):

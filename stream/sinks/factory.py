@@ -10,7 +10,7 @@ from stream.settings import SinkSettings
 from stream.sinks.base import SinkOptions
 from stream.sinks.errors import SinkClosedError, SinkStats
 from stream.sinks.influx import InfluxV1Sink, InfluxV2Sink
-from stream.sinks.points import SinkItem, to_point
+from stream.sinks.points import SinkItem, to_points
 
 __all__ = ["NullSink", "Sink", "make_sink"]
 
@@ -51,7 +51,7 @@ class NullSink:
         if self._closed:
             msg = "the null sink is closed"
             raise SinkClosedError(msg)
-        self._points += sum(1 for item in items if to_point(item) is not None)
+        self._points += sum(len(to_points(item)) for item in items)
 
     async def flush(self) -> None:
         """Nothing to do."""

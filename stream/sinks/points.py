@@ -1,8 +1,9 @@
 """The measurement layout: how stage events, summaries, inputs and health become points.
 
-One builder serves every sink: :func:`to_point` turns a payload into an influxdb-client
-:class:`~influxdb_client.Point`; the v2 sink hands the points to influxdb-client, the v1
-sink posts their :meth:`~influxdb_client.Point.to_line_protocol`. Dashboards (issue 5)
+One builder serves every sink: :func:`to_points` turns a payload into influxdb-client
+:class:`~influxdb_client.Point` objects (a causal stage event gives two: its stage and its
+inputs); the v2 sink hands the points to influxdb-client, the v1 sink posts their
+:meth:`~influxdb_client.Point.to_line_protocol`. Dashboards (issue 5)
 query this layout in InfluxQL, so changing a name here breaks them: treat it as an API.
 
 Measurements
@@ -19,9 +20,11 @@ Measurements
     tags ``subject``, ``session``, ``kind``, ``model``; fields ``n_epochs``,
     ``n_valid_epochs`` (int), ``tib_min``, ``tst_min``, ``se_pct``, ``sol_min``,
     ``waso_min``, ``rem_latency_min`` (float; an undefined value, e.g. no REM, is left
-    out), ``minutes_<class>`` and ``pct_<class>`` (float, one per class);
+    out), ``minutes_<class>`` (float, one per class) and ``pct_<class>`` (float, % of
+    total sleep time, one per sleep class; left out for a night without sleep);
     time = session start, so a revised summary overwrites the previous one.
-``sleep_inputs``, one point per closed epoch (an :class:`EpochInputs`)
+``sleep_inputs``, one point per closed epoch (the ``inputs`` of its causal
+:class:`StageEvent`, a :class:`~stream.schemas.EpochInputStats`)
     tags ``subject``, ``session``; fields ``hr_mean_bpm`` (float), ``hr_samples`` (int),
     ``activity_counts`` (float, sum over the epoch), ``activity_samples`` (int),
     ``rr_mean_s`` (float), ``beats`` (int); a mean with no samples is left out;
@@ -57,7 +60,6 @@ from stream.schemas import NightSummary, StageEvent
 
 __all__ = [
     "MEASUREMENTS",
-    "EpochInputs",
     "PipelineStats",
     "SinkItem",
     "inputs_point",
@@ -65,7 +67,7 @@ __all__ = [
     "stage_point",
     "summary_point",
     "time_ns",
-    "to_point",
+    "to_points",
 ]
 
 STAGE: Final = "sleep_stage"
@@ -103,48 +105,6 @@ def _check_count(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         msg = f"`{name}` must be an int >= 0; got {value!r}"
         raise ValueError(msg)
-
-
-@dataclass(frozen=True, slots=True)
-class EpochInputs:
-    """What went into one closed epoch, as the worker hands it to the sink.
-
-    Attributes
-    ----------
-    subject_id, session_id : str
-        Who and which night.
-    epoch_start_utc : datetime
-        Timezone-aware start of the 30-s epoch (the point's timestamp).
-    hr_mean_bpm : float or None
-        Mean heart rate in bpm over the epoch; None when no heart-rate sample arrived.
-    hr_samples : int
-        Number of heart-rate samples in the epoch.
-    activity_counts : float or None
-        Activity counts summed over the epoch; None when none arrived.
-    activity_samples : int
-        Number of activity-count samples in the epoch.
-    rr_mean_s : float or None
-        Mean RR interval in s of the beats in the epoch; None without beats.
-    beats : int
-        Number of beats (RR intervals) in the epoch.
-    """
-
-    subject_id: str
-    session_id: str
-    epoch_start_utc: datetime
-    hr_mean_bpm: float | None = None
-    hr_samples: int = 0
-    activity_counts: float | None = None
-    activity_samples: int = 0
-    rr_mean_s: float | None = None
-    beats: int = 0
-
-    def __post_init__(self) -> None:
-        time_ns(self.epoch_start_utc)
-        for name in ("hr_samples", "activity_samples", "beats"):
-            _check_count(name, getattr(self, name))
-        for name in ("hr_mean_bpm", "activity_counts", "rr_mean_s"):
-            _check_optional_finite(name, getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +149,7 @@ class PipelineStats:
 
 
 #: What the sinks accept: the payloads above, or a ready-made point.
-SinkItem = StageEvent | NightSummary | EpochInputs | PipelineStats | Point
+SinkItem = StageEvent | NightSummary | PipelineStats | Point
 
 
 def _fields(point: Point, values: dict[str, float | int | bool | str | None]) -> Point:
@@ -241,17 +201,31 @@ def summary_point(summary: NightSummary) -> Point:
         value = getattr(summary, name)
         values[name] = None if value is None else float(value)
     values.update({f"minutes_{k}": float(v) for k, v in summary.minutes.items()})
-    values.update({f"pct_{k}": float(v) for k, v in summary.percent_of_tst.items()})
+    values.update({f"pct_{k}": None if v is None else float(v)
+                   for k, v in summary.percent_of_tst.items()})
     return _fields(point, values)
 
 
-def inputs_point(inputs: EpochInputs) -> Point:
-    """``sleep_inputs`` point of one closed epoch (time = epoch start)."""
+def inputs_point(event: StageEvent) -> Point:
+    """``sleep_inputs`` point of the epoch of a causal stage event (time = epoch start).
+
+    Raises
+    ------
+    ValueError
+        If the event carries no ``inputs`` (offline events never do).
+    """
+    inputs = event.inputs
+    if inputs is None:
+        msg = (
+            f"stage event {event.event_id} carries no inputs; only causal events have the "
+            "sample statistics of their epoch"
+        )
+        raise ValueError(msg)
     point = (
         Point(INPUTS)
-        .tag("subject", inputs.subject_id)
-        .tag("session", inputs.session_id)
-        .time(time_ns(inputs.epoch_start_utc), WritePrecision.NS)
+        .tag("subject", event.subject_id)
+        .tag("session", event.session_id)
+        .time(time_ns(event.epoch_start_utc), WritePrecision.NS)
     )
     opt = {"hr_mean_bpm": inputs.hr_mean_bpm, "activity_counts": inputs.activity_counts,
            "rr_mean_s": inputs.rr_mean_s}
@@ -280,20 +254,24 @@ def pipeline_point(stats: PipelineStats) -> Point:
     return _fields(point, values)
 
 
-def to_point(item: SinkItem) -> Point:
-    """The point of any item a sink accepts (a :class:`~influxdb_client.Point` as is)."""
+def to_points(item: SinkItem) -> list[Point]:
+    """The points of any item a sink accepts (a :class:`~influxdb_client.Point` as is).
+
+    A stage event with ``inputs`` (a causal one) gives its ``sleep_stage`` and its
+    ``sleep_inputs`` point; every other item gives one point.
+    """
     if isinstance(item, StageEvent):
-        return stage_point(item)
+        if item.inputs is None:
+            return [stage_point(item)]
+        return [stage_point(item), inputs_point(item)]
     if isinstance(item, NightSummary):
-        return summary_point(item)
-    if isinstance(item, EpochInputs):
-        return inputs_point(item)
+        return [summary_point(item)]
     if isinstance(item, PipelineStats):
-        return pipeline_point(item)
+        return [pipeline_point(item)]
     if isinstance(item, Point):
-        return item
+        return [item]
     msg = (
-        "a sink accepts StageEvent, NightSummary, EpochInputs, PipelineStats or "
-        f"influxdb_client.Point items; got {type(item).__name__}"
+        "a sink accepts StageEvent, NightSummary, PipelineStats or influxdb_client.Point "
+        f"items; got {type(item).__name__}"
     )
     raise TypeError(msg)

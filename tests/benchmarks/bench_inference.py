@@ -1,4 +1,4 @@
-"""Latency of the exported stagers in ONNX Runtime, against the stream's targets.
+"""Latency of the exported models in ONNX Runtime, against the stream's targets.
 
 Times the shipped models (``models/weights``, ensembles included, as the stream runs them);
 with ``--fresh`` it instead builds single randomly initialised nets with the feature
@@ -10,7 +10,7 @@ temporary folder with :func:`models.export.export_onnx`. Single ONNX Runtime cal
 * offline, one 1,000-epoch night (no target; it runs once per session).
 
 Prints median and p99 of the bare ``InferenceSession.run`` and of
-:meth:`models.runtime.OnnxStager.predict` (input checks included), the cost per staged
+:meth:`models.runtime.OnnxModel.predict` (input checks included), the cost per staged
 epoch (batched vs unbatched), and whether each target is met by ``predict``'s median.
 The exit code is 0 either way: this reports, it does not gate.
 
@@ -34,8 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 from models.export import export_onnx
-from models.nets import NETS
-from models.runtime import OnnxStager
+from models.nets import build_net
+from models.runtime import OnnxModel
 
 #: (model, batch, epochs per input, target in seconds or None)
 CASES: tuple[tuple[str, int, int | None, float | None], ...] = (
@@ -89,41 +89,41 @@ def _feature_names(family: str, n_features: int | None) -> tuple[list[str], str]
     return [f"feature_{i}" for i in range(n_features)], "bench"
 
 
-def _export(name: str, args: argparse.Namespace, folder: Path) -> tuple[OnnxStager, int]:
+def _export(name: str, args: argparse.Namespace, folder: Path) -> tuple[OnnxModel, int]:
     kwargs = {"n_filters": args.n_filters} if args.n_filters else {}
-    names, version = _feature_names(NETS[name].family, args.n_features)
-    net = NETS[name](len(names), **kwargs)
+    names, version = _feature_names(name.rpartition("-")[0], args.n_features)
+    net = build_net(name, len(names), **kwargs)
     exported = export_onnx(net, folder, feature_names=names, feature_version=version)
     n_params = sum(p.numel() for p in net.parameters())
-    return OnnxStager(exported.onnx_path, intra_op_num_threads=args.threads), n_params
+    return OnnxModel(exported.onnx_path, intra_op_num_threads=args.threads), n_params
 
 
-def _shipped(name: str, args: argparse.Namespace) -> tuple[OnnxStager, int]:
+def _shipped(name: str, args: argparse.Namespace) -> tuple[OnnxModel, int]:
     import onnx
 
     from models.runtime import default_weights_dir
 
     path = Path(args.weights or default_weights_dir()) / f"{name}.onnx"
     n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(path)).graph.initializer)
-    return OnnxStager(path, intra_op_num_threads=args.threads), n_params
+    return OnnxModel(path, intra_op_num_threads=args.threads), n_params
 
 
 def _row(
-    name: str, stager: OnnxStager, batch: int, n_epochs: int, target: float | None, calls: int
+    name: str, model: OnnxModel, batch: int, n_epochs: int, target: float | None, calls: int
 ) -> list[str]:
-    x, valid = _inputs(batch, n_epochs, stager.card.n_features)
-    n_calls = max(30, calls // batch) if stager.card.kind == "causal" else 50
-    session, feeds = stager._session, {"x": x, "valid": valid}  # noqa: SLF001 - bare ORT call
+    x, valid = _inputs(batch, n_epochs, model.card.n_features)
+    n_calls = max(30, calls // batch) if model.card.kind == "causal" else 50
+    session, feeds = model._session, {"x": x, "valid": valid}  # noqa: SLF001 - bare ORT call
     bare = time_call(lambda: session.run(None, feeds), n_calls)
-    full = time_call(lambda: stager.predict(x, valid), n_calls)
-    staged = batch if stager.card.kind == "causal" else batch * n_epochs
+    full = time_call(lambda: model.predict(x, valid), n_calls)
+    staged = batch if model.card.kind == "causal" else batch * n_epochs
     met = "-"
     if target is not None:
         met = "yes" if full.median_s <= target else "NO"
         met += "" if full.p99_s <= target else " (p99 over)"
     return [
         name,
-        f"{batch} x {n_epochs} x {stager.card.n_features}",
+        f"{batch} x {n_epochs} x {model.card.n_features}",
         _fmt(bare.median_s),
         _fmt(bare.p99_s),
         _fmt(full.median_s),
@@ -136,7 +136,7 @@ def _row(
 
 def main() -> None:
     """Export, time and print the table."""
-    parser = argparse.ArgumentParser(description="ONNX Runtime latency of the stagers")
+    parser = argparse.ArgumentParser(description="ONNX Runtime latency of the models")
     parser.add_argument(
         "--n-features",
         type=int,
@@ -169,24 +169,24 @@ def main() -> None:
         table.add_column(column, justify="left" if column.startswith(("model", "in")) else "right")
     params: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        stagers: dict[str, OnnxStager] = {}
+        loaded: dict[str, OnnxModel] = {}
         for name, batch, n_epochs, target in CASES:
-            if name not in stagers:
+            if name not in loaded:
                 if args.fresh:
                     console.print(f"exporting {name} ...")
-                    stagers[name], params[name] = _export(name, args, Path(tmp))
+                    loaded[name], params[name] = _export(name, args, Path(tmp))
                 else:
-                    stagers[name], params[name] = _shipped(name, args)
-            stager = stagers[name]
-            epochs = n_epochs or stager.card.context_epochs or 1
+                    loaded[name], params[name] = _shipped(name, args)
+            model = loaded[name]
+            epochs = n_epochs or model.card.context_epochs or 1
             label = name
-            if stager.card.ensemble_members > 1:
-                label += f" ({stager.card.ensemble_members} nets)"
-            table.add_row(*_row(label, stager, batch, epochs, target, args.calls))
+            if model.card.ensemble_members > 1:
+                label += f" ({model.card.ensemble_members} nets)"
+            table.add_row(*_row(label, model, batch, epochs, target, args.calls))
     console.print(table)
     console.print("parameters: " + ", ".join(f"{k} {v:,}" for k, v in params.items()))
     console.print(
-        "run = bare InferenceSession.run; predict = OnnxStager.predict (checks, default mask); "
+        "run = bare InferenceSession.run; predict = OnnxModel.predict (checks, default mask); "
         "per staged epoch = run median / epochs staged by the call; met = predict median."
     )
 

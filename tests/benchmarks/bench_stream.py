@@ -283,17 +283,17 @@ def bench_live(subjects: list[int], duration: float, warmup: float) -> None:
 
 # ---------------------------------------------------------------------------- (c) epoch
 def bench_epoch(n: int) -> None:
-    from stream.staging import Stager
+    from stream.staging import FamilyModels
     from stream.worker import Inbound, Worker
 
-    stagers = {"wearable": Stager("wearable")}
+    family_models = {"wearable": FamilyModels("wearable")}
     t0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
 
     def setup() -> tuple[Worker, list[Inbound]]:
         state: dict[str, str] = {}
         rows: dict[str, Any] = {}
         w = Worker(StreamSettings(grace_s=0.0, checkpoint_interval_s=0.0), state.get,
-                   rows.get, stagers=stagers)
+                   rows.get, family_models=family_models)
         msgs = []
         for i in range(n):
             ev = SessionEvent(event="start", subject_id=f"s{i}", session_id="n",

@@ -8,9 +8,9 @@ Two subjects share the bundled Sleep-Accel night, re-anchored to end a minute ag
   staged with ``valid = false``) and the heart rate alone is missing for epochs 500-509.
 
 Each subject gets causal events (the causal model on each epoch's window, as
-:meth:`Stager.predict_night` computes it), the offline revision and its summary from
-:meth:`Stager.stage_night`, a causal summary, and the inputs of every epoch; two workers
-report their health six times.
+:meth:`FamilyModels.predict_night` computes it), the offline revision and its summary
+from :meth:`FamilyModels.stage_night`, and a causal summary; the causal events carry the
+inputs of their epoch. Two workers report their health six times.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from ingestors.replay import ReplayNight, ReplayStream, sleep_accel_nights
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from stream.engine import EPOCH_S, Session
 from stream.replay_eval import batch_rows
-from stream.schemas import NightSummary, StageEvent
+from stream.schemas import EpochInputStats, NightSummary, StageEvent
 from stream.schemas.session import Modality
-from stream.sinks import EpochInputs, InfluxV1Sink, PipelineStats, SinkItem
-from stream.staging import Stager, night_summary
+from stream.sinks import InfluxV1Sink, PipelineStats, SinkItem
+from stream.staging import FamilyModels, night_summary
 
 WATCH_OFF = range(300, 320)
 HR_OFF = range(500, 510)
@@ -46,7 +46,6 @@ class Subject:
     causal: list[StageEvent]
     offline: list[StageEvent]
     summary: NightSummary
-    inputs: list[EpochInputs]
 
 
 @dataclass
@@ -85,49 +84,52 @@ def _dropout(night: ReplayNight) -> ReplayNight:
                                streams=streams)
 
 
-def _inputs(night: ReplayNight, session: Session) -> list[EpochInputs]:
+def _inputs(night: ReplayNight) -> list[EpochInputStats]:
     n = night.n_epochs
     hr, act = night.streams["heart_rate"], night.streams["activity_counts"]
     eh, ea = _epochs(hr.t_s, n), _epochs(act.t_s, n)
     out = []
     for k in range(n):
         h, a = hr.values[eh == k], act.values[ea == k]
-        out.append(EpochInputs(
-            session.subject_id, session.session_id, session.epoch_start(k),
+        out.append(EpochInputStats(
             hr_mean_bpm=float(h.mean()) if h.size else None, hr_samples=int(h.size),
             activity_counts=float(a.sum()) if a.size else None, activity_samples=int(a.size)))
     return out
 
 
-def _causal_events(stager: Stager, session: Session, probs: NDArray[np.float32],
-                   valid: list[bool]) -> list[StageEvent]:
-    names = stager.causal.card.class_names
+def _has_data(inputs: EpochInputStats) -> bool:
+    return inputs.hr_samples + inputs.activity_samples > 0
+
+
+def _causal_events(family_models: FamilyModels, session: Session, probs: NDArray[np.float32],
+                   inputs: list[EpochInputStats]) -> list[StageEvent]:
+    names = family_models.causal.card.class_names
     events = []
     for k, p in enumerate(probs):
         best = int(p.argmax())
         closed = session.epoch_start(k + 1)
         events.append(StageEvent(
             subject_id=session.subject_id, session_id=session.session_id, epoch_index=k,
-            epoch_start_utc=session.epoch_start(k), model_name=stager.causal.card.name,
-            model_version=stager.causal.card.version, kind="causal", stage_set=len(names),  # type: ignore[arg-type]
+            epoch_start_utc=session.epoch_start(k), model_name=family_models.causal.card.name,
+            model_version=family_models.causal.card.version, kind="causal", stage_set=len(names),  # type: ignore[arg-type]
             stage=names[best], probabilities={n: float(p[j]) for j, n in enumerate(names)},
-            confidence=float(p[best]), valid=valid[k], closed_at_utc=closed,
-            emitted_at_utc=closed + timedelta(milliseconds=40), latency_s=0.04))
+            confidence=float(p[best]), valid=_has_data(inputs[k]),
+            closed_at_utc=closed, emitted_at_utc=closed + timedelta(milliseconds=40),
+            latency_s=0.04, inputs=inputs[k]))
     return events
 
 
-def stage_subject(stager: Stager, night: ReplayNight, start: datetime) -> Subject:
+def stage_subject(family_models: FamilyModels, night: ReplayNight, start: datetime) -> Subject:
     """Stage one night that starts at ``start`` (timezone-aware, a multiple of 30 s)."""
     session = Session(night.subject_id, night.session_id, start)
-    inputs = _inputs(night, session)
-    valid = [i.hr_samples + i.activity_samples > 0 for i in inputs]
     rows = batch_rows(night)
-    causal_probs, _ = stager.predict_night(rows)
-    causal = _causal_events(stager, session, causal_probs, valid)
+    causal_probs, _ = family_models.predict_night(rows)
+    causal = _causal_events(family_models, session, causal_probs, _inputs(night))
     end = session.epoch_start(night.n_epochs)
-    offline, summary = stager.stage_night(session, rows, valid, closed_at=end, emitted_at=end)
+    offline, summary = family_models.stage_night(session, rows, [e.valid for e in causal],
+                                          closed_at=end, emitted_at=end)
     assert summary is not None
-    return Subject(session, causal, offline, summary, inputs)
+    return Subject(session, causal, offline, summary)
 
 
 def _reports(end: datetime) -> list[PipelineStats]:
@@ -145,9 +147,10 @@ def _items(subjects: dict[str, Subject], reports: list[PipelineStats]) -> list[S
     items: list[SinkItem] = []
     for s in subjects.values():
         causal_summary = night_summary(s.session, [e.stage for e in s.causal],
-                                       [e.valid for e in s.causal], s.causal[0].model_name,
-                                       "causal", s.summary.emitted_at_utc)
-        items += [*s.causal, *s.offline, s.summary, causal_summary, *s.inputs]
+                                       [e.valid for e in s.causal], stage_set=4,
+                                       model_name=s.causal[0].model_name, kind="causal",
+                                       emitted_at=s.summary.emitted_at_utc)
+        items += [*s.causal, *s.offline, s.summary, causal_summary]
     return [*items, *reports]
 
 
@@ -157,8 +160,8 @@ def write_night(url: str, database: str) -> Night:
     now = datetime.now(UTC)
     end = datetime.fromtimestamp(int(now.timestamp()) // 30 * 30 - 60, UTC)
     start = end - timedelta(seconds=EPOCH_S * recorded.n_epochs)
-    stager = Stager("wearable")
-    subjects = {n.subject_id: stage_subject(stager, n, start)
+    family_models = FamilyModels("wearable")
+    subjects = {n.subject_id: stage_subject(family_models, n, start)
                 for n in (recorded, _dropout(recorded))}
     reports = _reports(now)
 

@@ -1,4 +1,4 @@
-"""Ensembles of stagers: the fused causal graph equals the plain average, exports, checks."""
+"""The offline ensemble (cardio-offline ships as five nets): the average, its export, checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from models.export import export_onnx
-from models.nets import CardioCausal, CardioOffline, WearableCausal
-from models.nets.ensemble import StagerEnsemble
+from models.nets import CausalStager, OfflineStager, StagerEnsemble
 
 N_FEATURES = 12
 
@@ -22,11 +21,11 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _members(cls, n: int, **kw):
+def _members(n: int, family: str = "cardio", **kw):
     out = []
     for i in range(n):
         torch.manual_seed(100 + i)
-        net = cls(N_FEATURES, **kw)
+        net = OfflineStager(N_FEATURES, family, n_filters=8, **kw)
         rng = np.random.default_rng(i)
         net.set_feature_stats(rng.normal(0, 3, N_FEATURES), rng.uniform(0.5, 4, N_FEATURES))
         out.append(net.eval())
@@ -40,54 +39,39 @@ def _inputs(batch: int, n_epochs: int, seed: int = 0):
     return x, valid
 
 
-def test_fused_causal_ensemble_equals_the_average_of_its_members():
-    members = _members(CardioCausal, 4, n_filters=8)
+def test_offline_ensemble_averages_whole_nights_and_exports(tmp_path):
+    members = _members(2)
     ens = StagerEnsemble(members).eval()
-    assert ens.fusable and ens.n_members == 4 and ens.kind == "causal" and ens.family == "cardio"
-    x, valid = _inputs(9, 25)
-    with torch.no_grad():
-        fused = ens(x, valid)
-        plain = torch.stack([m(x, valid) for m in members]).mean(0)
-        seq = ens.forward_sequence(x, valid)[:, -1]
-    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(seq, plain, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(fused.sum(-1), torch.ones(9))
-
-
-def test_causal_ensemble_exports_with_parity_and_records_its_size(tmp_path):
-    ens = StagerEnsemble(_members(WearableCausal, 3, n_filters=8)).eval()
-    names = tuple(f"f{i}" for i in range(N_FEATURES))
-    result = export_onnx(ens, tmp_path, feature_names=names, feature_version="t")
-    assert result.card.ensemble_members == 3 and result.card.context_epochs == 25
-    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
-    x, valid = _inputs(5, 25, seed=3)
-    got = session.run(None, {"x": x.numpy(), "valid": valid.numpy()})[0]
-    with torch.no_grad():
-        np.testing.assert_allclose(got, ens(x, valid).numpy(), rtol=1e-3, atol=1e-5)
-
-
-def test_offline_ensemble_averages_whole_nights(tmp_path):
-    members = _members(CardioOffline, 2, n_filters=8)
-    ens = StagerEnsemble(members).eval()
-    assert not ens.fusable and ens.context_epochs is None
+    assert (ens.family, ens.kind, ens.n_members, ens.context_epochs) == ("cardio", "offline", 2,
+                                                                         None)
     x, valid = _inputs(2, 70)
     with torch.no_grad():
-        torch.testing.assert_close(
-            ens(x, valid), torch.stack([m(x, valid) for m in members]).mean(0))
-    with pytest.raises(TypeError, match="causal"):
-        ens.forward_sequence(x, valid)
+        expected = torch.stack([m(x, valid) for m in members]).mean(0)
+        torch.testing.assert_close(ens(x, valid), expected)
     names = tuple(f"f{i}" for i in range(N_FEATURES))
-    assert export_onnx(ens, tmp_path, feature_names=names, feature_version="t").card.kind == (
-        "offline")
+    result = export_onnx(ens, tmp_path, feature_names=names, feature_version="t")
+    assert (result.card.name, result.card.ensemble_members) == ("cardio-offline", 2)
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy(), "valid": valid.numpy()})[0]
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_feature_stats_reach_every_member():
+    ens = StagerEnsemble(_members(3))
+    ens.set_feature_stats(np.full(N_FEATURES, 2.0), np.full(N_FEATURES, 5.0))
+    for m in ens.nets:
+        assert torch.all(m.embedding.feature_mean == 2.0)
+        assert torch.all(m.embedding.feature_std == 5.0)
 
 
 def test_members_must_match():
     with pytest.raises(ValueError, match="at least one"):
         StagerEnsemble([])
-    with pytest.raises(ValueError, match="one class"):
-        StagerEnsemble([*_members(CardioCausal, 1), *_members(WearableCausal, 1)])
-    with pytest.raises(ValueError, match="context_epochs"):
-        StagerEnsemble([*_members(CardioCausal, 1),
-                        *_members(CardioCausal, 1, context_epochs=13)])
+    with pytest.raises(TypeError, match="must be OfflineStager nets; member 1 is CausalStager"):
+        StagerEnsemble([*_members(1), CausalStager(N_FEATURES, "cardio")])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="member 1 has family='wearable'"):
+        StagerEnsemble([*_members(1), *_members(1, family="wearable")])
+    with pytest.raises(ValueError, match="n_outputs"):
+        StagerEnsemble([*_members(1), *_members(1, n_outputs=5)])
     with pytest.raises(ValueError, match="no logits"):
-        StagerEnsemble(_members(CardioCausal, 2)).forward(*_inputs(1, 25), return_logits=True)
+        StagerEnsemble(_members(2)).forward(*_inputs(1, 25), return_logits=True)

@@ -21,16 +21,17 @@ from models.card import (
     stage_groups,
 )
 from models.export import ExportedModel, ExportVerificationError, export_onnx
-from models.nets import NETS, StagerNet, WearableCausal
+from models.nets import CausalStager, StagerNet, build_net
 from models.runtime import (
     CardMismatchError,
-    OnnxStager,
+    OnnxModel,
     default_weights_dir,
     load_model,
     to_stage_set,
     validate_card,
 )
 
+MODEL_NAMES = ("wearable-causal", "wearable-offline", "cardio-causal", "cardio-offline")
 N_FEATURES = 9
 FEATURES = tuple(f"feature_{i}" for i in range(N_FEATURES))
 RTOL, ATOL = 1e-3, 1e-5
@@ -51,9 +52,9 @@ def exported(
     """Every net, randomly initialised with non-trivial feature statistics, exported once."""
     folder = tmp_path_factory.mktemp("weights")
     out = {}
-    for i, (name, cls) in enumerate(NETS.items()):
+    for i, name in enumerate(MODEL_NAMES):
         torch.manual_seed(i)
-        net = cls(N_FEATURES)
+        net = build_net(name, N_FEATURES)
         net.set_feature_stats(np.linspace(-5, 60, N_FEATURES), np.linspace(0.5, 12, N_FEATURES))
         result = export_onnx(
             net,
@@ -78,22 +79,22 @@ def _inputs(batch: int, n_epochs: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return x, valid
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_onnx_runtime_equals_torch(exported, name: str) -> None:
     net, result = exported[name]
-    stager = OnnxStager(result.onnx_path)
+    model = OnnxModel(result.onnx_path)
     lengths = [net.context_epochs] if net.context_epochs else [1, 2, 64, 1000]
     batches = [1, 2, 7, 256] if net.context_epochs else [1, 3]
     for seed, (batch, n_epochs) in enumerate((b, t) for b in batches for t in lengths):
         x, valid = _inputs(batch, n_epochs, seed)
         with torch.no_grad():
             expected = net(torch.from_numpy(x), torch.from_numpy(valid)).numpy()
-        got = stager.predict(x, valid)
+        got = model.predict(x, valid)
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
         assert got.dtype == np.float32
 
 
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_graph_axes_are_named_and_dynamic(exported, name: str) -> None:
     import onnx
 
@@ -219,65 +220,64 @@ def test_validate_card_names_the_mismatch(exported, args, field: str, detail: st
 
 
 def test_predict_checks_and_defaults(exported) -> None:
-    stager = OnnxStager(exported["wearable-causal"][1].onnx_path)
+    model = OnnxModel(exported["wearable-causal"][1].onnx_path)
     x, _ = _inputs(4, 25, 0)
-    probs = stager.predict(x)
-    np.testing.assert_allclose(probs, stager.predict(x, np.ones((4, 25))), rtol=1e-6)
+    probs = model.predict(x)
+    np.testing.assert_allclose(probs, model.predict(x, np.ones((4, 25))), rtol=1e-6)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
-    assert stager.predict(x.astype(np.float64).tolist()).shape == (4, 4)  # lists and float64
-    three = stager.predict(x, stage_set=3)
+    assert model.predict(x.astype(np.float64).tolist()).shape == (4, 4)  # lists and float64
+    three = model.predict(x, stage_set=3)
     np.testing.assert_allclose(three, to_stage_set(probs, 3), rtol=1e-6)
     np.testing.assert_allclose(three[:, 1], probs[:, 1] + probs[:, 2], rtol=1e-6)
     with pytest.raises(ValueError, match=r"expects x of shape \(batch, 25, 9\)"):
-        stager.predict(x[:, :24])
+        model.predict(x[:, :24])
     with pytest.raises(ValueError, match="valid must have shape"):
-        stager.predict(x, np.ones((4, 24)))
-    assert "wearable-causal" in repr(stager)
+        model.predict(x, np.ones((4, 24)))
+    assert "wearable-causal" in repr(model)
 
 
 def test_predict_zeroes_non_finite_values_with_a_warning(exported) -> None:
-    stager = OnnxStager(exported["cardio-causal"][1].onnx_path)
+    model = OnnxModel(exported["cardio-causal"][1].onnx_path)
     x, valid = _inputs(2, 25, 3)
     bad = x.copy()
     bad[0, 3, 1], bad[1, 24, 0] = np.nan, np.inf
     clean = np.where(np.isfinite(bad), bad, 0).astype(np.float32)
     with pytest.warns(RuntimeWarning, match="2 non-finite feature values"):
-        probs = stager.predict(bad, valid)
-    np.testing.assert_array_equal(probs, stager.predict(clean, valid))
+        probs = model.predict(bad, valid)
+    np.testing.assert_array_equal(probs, model.predict(clean, valid))
     assert np.isnan(bad[0, 3, 1])  # the caller's array is left alone
 
 
 def test_masked_and_empty_inputs_give_probabilities(exported) -> None:
-    for name in NETS:
-        stager = OnnxStager(exported[name][1].onnx_path)
-        n_epochs = stager.card.context_epochs or 40
+    for name in MODEL_NAMES:
+        model = OnnxModel(exported[name][1].onnx_path)
+        n_epochs = model.card.context_epochs or 40
         for valid in (np.zeros((2, n_epochs)), np.ones((2, n_epochs))):
-            probs = stager.predict(np.zeros((2, n_epochs, N_FEATURES), np.float32), valid)
+            probs = model.predict(np.zeros((2, n_epochs, N_FEATURES), np.float32), valid)
             assert np.isfinite(probs).all()
             np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
 
 
-def test_stager_refuses_a_changed_model_file(exported, tmp_path: Path) -> None:
+def test_model_refuses_a_changed_model_file(exported, tmp_path: Path) -> None:
     result = exported["wearable-offline"][1]
     onnx_copy = tmp_path / "wearable-offline.onnx"
     onnx_copy.write_bytes(exported["cardio-offline"][1].onnx_path.read_bytes())
     save_card(result.card, tmp_path / "wearable-offline.json")
     with pytest.raises(CardMismatchError, match="onnx_sha256"):
-        OnnxStager(onnx_copy)
-    assert OnnxStager(onnx_copy, check_sha256=False).card.family == "wearable"
+        OnnxModel(onnx_copy)
 
 
 def test_load_model_by_name(exported) -> None:
     folder = exported["wearable-causal"][1].onnx_path.parent
-    stager = load_model("cardio-offline", folder)
-    assert stager.card.name == "cardio-offline"
+    model = load_model("cardio-offline", folder)
+    assert model.card.name == "cardio-offline"
     with pytest.raises(FileNotFoundError, match=r"available: \['cardio-causal'"):
         load_model("psg-eeg", folder)
     assert (default_weights_dir() / "README.md").is_file()
 
 
 def test_export_argument_errors(tmp_path: Path) -> None:
-    net = WearableCausal(3)
+    net = CausalStager(3, "wearable")
     with pytest.raises(ValueError, match="reads 3 features but 2 feature names"):
         export_onnx(net, tmp_path, feature_names=["a", "b"], feature_version="1")
     with pytest.raises(TypeError, match="one of the stagers"):
@@ -289,7 +289,7 @@ def test_export_argument_errors(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-class _TracesDifferently(WearableCausal):
+class _TracesDifferently(CausalStager):
     """Eager output differs from the exported graph: the verification must catch it."""
 
     def forward(self, x, valid=None, *, return_logits=False):
@@ -301,7 +301,8 @@ def test_export_verification_catches_a_mismatch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     with pytest.raises(ExportVerificationError, match="differs from torch"):
         export_onnx(
-            _TracesDifferently(3), tmp_path, feature_names=["a", "b", "c"], feature_version="1"
+            _TracesDifferently(3, "wearable"), tmp_path, feature_names=["a", "b", "c"],
+            feature_version="1",
         )
     assert not (tmp_path / "wearable-causal.onnx").exists()
     assert not (tmp_path / "wearable-causal.json").exists()
@@ -344,3 +345,34 @@ def test_git_commit_ignores_the_weights_folder(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == head  # shipping writes there: not a code change
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == f"{head}-dirty"
+
+
+_SHIPPED_CONFIGS = {
+    "wearable-causal": "sleep-accel-wearable-causal", "wearable-offline":
+    "sleep-accel-wearable-offline", "cardio-causal": "slpdb-cardio-causal",
+    "cardio-offline": "slpdb-cardio-offline",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_the_nets_still_export_the_shipped_graphs(name: str, tmp_path: Path) -> None:
+    """The shipped ONNX files were exported from these classes with their configs."""
+    import onnx
+    import yaml
+
+    from models.nets import StagerEnsemble
+
+    shipped_path = default_weights_dir() / f"{name}.onnx"
+    card = load_card(shipped_path.with_suffix(".json"))
+    config = Path(__file__).resolve().parents[2] / "training" / "configs"
+    cfg = yaml.safe_load((config / f"{_SHIPPED_CONFIGS[name]}.yaml").read_text())
+    nets = [build_net(name, card.n_features, **cfg["net"]) for _ in range(cfg.get("ensemble", 1))]
+    net = StagerEnsemble(nets) if len(nets) > 1 else nets[0]  # type: ignore[arg-type]
+    fresh = export_onnx(net.eval(), tmp_path, feature_names=card.feature_names,
+                        feature_version=card.feature_version, commit="0000000").onnx_path
+    ours, shipped = onnx.load(str(fresh)).graph, onnx.load(str(shipped_path)).graph
+    assert [n.op_type for n in ours.node] == [n.op_type for n in shipped.node]
+    # fresh nets' all-zero biases are one shared constant in the export; the rest match
+    shapes = {t.name: tuple(t.dims) for t in shipped.initializer}
+    assert {t.name: tuple(t.dims) for t in ours.initializer}.items() <= shapes.items()

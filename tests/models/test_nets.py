@@ -1,6 +1,8 @@
-"""The four stagers: shapes, probabilities, causality, masking, gradients, stage sets."""
+"""The two stager architectures: shapes, probabilities, causality, masking, gradients."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -9,18 +11,25 @@ import torch.nn.functional as F
 
 from models.nets import (
     NETS,
-    CardioCausal,
-    CardioOffline,
+    CausalStager,
+    OfflineStager,
     StagerNet,
-    WearableCausal,
-    WearableOffline,
+    build_net,
     to_stage_set,
 )
 from models.nets._layers import causal_dilations
-from models.nets._stagers import CausalStager, OfflineStager
 
-CAUSAL = [WearableCausal, CardioCausal]
-OFFLINE = [WearableOffline, CardioOffline]
+
+def causal(n_features: int, **kwargs) -> CausalStager:
+    return CausalStager(n_features, "wearable", **kwargs)
+
+
+def offline(n_features: int, **kwargs) -> OfflineStager:
+    return OfflineStager(n_features, "wearable", **kwargs)
+
+
+CAUSAL = [causal]
+OFFLINE = [offline]
 
 
 def _inputs(batch: int, n_epochs: int, n_features: int, seed: int = 0, p_valid: float = 0.8):
@@ -53,17 +62,27 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def test_registry_names_match_family_and_kind() -> None:
-    for name, cls in NETS.items():
-        assert name == f"{cls.family}-{cls.kind}"
-        assert issubclass(cls, StagerNet)
+def test_the_family_is_data_and_the_model_name_picks_the_architecture() -> None:
+    for name in ("wearable-causal", "cardio-causal", "wearable-offline", "cardio-offline",
+                 "psg-eeg-offline"):
+        net = build_net(name, 7, n_filters=8)
+        family, _, kind = name.rpartition("-")
+        assert (net.family, net.kind) == (family, kind)
+        assert type(net) is NETS[kind] and isinstance(net, StagerNet)
+    assert build_net("cardio-causal", 7, dropout=0.2).head.dropout.p == 0.2
+    with pytest.raises(ValueError, match="'<family>-causal' or '<family>-offline'"):
+        build_net("wearable", 7)
+    with pytest.raises(ValueError, match="do not fit OfflineStager.*context_epochs"):
+        build_net("wearable-offline", 7, context_epochs=25)
+    with pytest.raises(ValueError, match="lower-case feature family"):
+        CausalStager(7, "Wearable")
 
 
 @pytest.mark.parametrize("cls", CAUSAL)
 @pytest.mark.parametrize("batch", [1, 3, 64])
 @pytest.mark.parametrize("n_features", [1, 7, 40])
 def test_causal_shapes_and_probabilities(
-    cls: type[CausalStager], batch: int, n_features: int
+    cls: Callable[..., CausalStager], batch: int, n_features: int
 ) -> None:
     net = cls(n_features).eval()
     x, valid = _inputs(batch, 25, n_features)
@@ -81,7 +100,7 @@ def test_causal_shapes_and_probabilities(
 @pytest.mark.parametrize("n_features", [1, 7, 40])
 @pytest.mark.parametrize("n_epochs", [1, 2, 25, 333])
 def test_offline_shapes_and_probabilities(
-    cls: type[OfflineStager], batch: int, n_features: int, n_epochs: int
+    cls: Callable[..., OfflineStager], batch: int, n_features: int, n_epochs: int
 ) -> None:
     net = cls(n_features).eval()
     x, valid = _inputs(batch, n_epochs, n_features)
@@ -92,7 +111,7 @@ def test_offline_shapes_and_probabilities(
 
 
 @pytest.mark.parametrize("cls", [*CAUSAL, *OFFLINE])
-def test_logits_give_the_probabilities(cls: type[StagerNet]) -> None:
+def test_logits_give_the_probabilities(cls: Callable[..., StagerNet]) -> None:
     net = cls(5).eval()
     x, valid = _inputs(2, 25, 5)
     torch.testing.assert_close(torch.softmax(net(x, valid, return_logits=True), -1), net(x, valid))
@@ -102,7 +121,9 @@ def test_logits_give_the_probabilities(cls: type[StagerNet]) -> None:
 
 @pytest.mark.parametrize("cls", CAUSAL)
 @pytest.mark.parametrize("n_epochs", [1, 24, 25, 26, 90])
-def test_forward_sequence_equals_sliding_window(cls: type[CausalStager], n_epochs: int) -> None:
+def test_forward_sequence_equals_sliding_window(
+    cls: Callable[..., CausalStager], n_epochs: int
+) -> None:
     net = cls(6).eval()
     x, valid = _inputs(3, n_epochs, 6, seed=n_epochs)
     with torch.no_grad():
@@ -124,7 +145,9 @@ def test_forward_sequence_equals_sliding_window(cls: type[CausalStager], n_epoch
 
 
 @pytest.mark.parametrize("cls", CAUSAL)
-def test_causal_output_does_not_change_when_epochs_are_appended(cls: type[CausalStager]) -> None:
+def test_causal_output_does_not_change_when_epochs_are_appended(
+    cls: Callable[..., CausalStager],
+) -> None:
     net = cls(8).eval()
     x, valid = _inputs(2, 120, 8)
     with torch.no_grad():
@@ -141,7 +164,7 @@ def test_causal_output_does_not_change_when_epochs_are_appended(cls: type[Causal
 
 
 @pytest.mark.parametrize("cls", CAUSAL)
-def test_causal_context_is_exactly_the_window(cls: type[CausalStager]) -> None:
+def test_causal_context_is_exactly_the_window(cls: Callable[..., CausalStager]) -> None:
     net = cls(4).eval()
     x, valid = _inputs(1, 80, 4)
     older = x.clone()
@@ -153,7 +176,7 @@ def test_causal_context_is_exactly_the_window(cls: type[CausalStager]) -> None:
 
 
 @pytest.mark.parametrize("cls", OFFLINE)
-def test_offline_looks_both_ways(cls: type[OfflineStager]) -> None:
+def test_offline_looks_both_ways(cls: Callable[..., OfflineStager]) -> None:
     net = cls(4).eval()
     x, valid = _inputs(1, 200, 4, p_valid=1.0)
     later = x.clone()
@@ -163,7 +186,7 @@ def test_offline_looks_both_ways(cls: type[OfflineStager]) -> None:
 
 
 @pytest.mark.parametrize("cls", [*CAUSAL, *OFFLINE])
-def test_invalid_epochs_are_ignored(cls: type[StagerNet]) -> None:
+def test_invalid_epochs_are_ignored(cls: Callable[..., StagerNet]) -> None:
     net = cls(5).eval()
     x, valid = _inputs(2, 25, 5)
     valid[:, :6] = 0.0
@@ -177,7 +200,9 @@ def test_invalid_epochs_are_ignored(cls: type[StagerNet]) -> None:
 
 @pytest.mark.parametrize("cls", [*CAUSAL, *OFFLINE])
 @pytest.mark.parametrize("case", ["zeros", "all-invalid", "young-night"])
-def test_empty_and_masked_input_gives_probabilities(cls: type[StagerNet], case: str) -> None:
+def test_empty_and_masked_input_gives_probabilities(
+    cls: Callable[..., StagerNet], case: str
+) -> None:
     net = cls(12).eval()
     x = torch.zeros(3, 25, 12)
     valid = torch.ones(3, 25)
@@ -191,7 +216,7 @@ def test_empty_and_masked_input_gives_probabilities(cls: type[StagerNet], case: 
 
 
 @pytest.mark.parametrize("cls", [*CAUSAL, *OFFLINE])
-def test_gradient_reaches_every_parameter(cls: type[StagerNet]) -> None:
+def test_gradient_reaches_every_parameter(cls: Callable[..., StagerNet]) -> None:
     net = cls(9).train()
     x, valid = _inputs(4, 40, 9)
     labels = torch.randint(0, 4, (4, 40))
@@ -206,8 +231,8 @@ def test_gradient_reaches_every_parameter(cls: type[StagerNet]) -> None:
         assert param.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("cls", [WearableCausal, WearableOffline])
-def test_feature_stats_standardise_the_input(cls: type[StagerNet]) -> None:
+@pytest.mark.parametrize("cls", [causal, offline])
+def test_feature_stats_standardise_the_input(cls: Callable[..., StagerNet]) -> None:
     net = cls(3).eval()
     x, valid = _inputs(2, 25, 3, p_valid=1.0)
     mean, std = np.array([60.0, -2.0, 0.5]), np.array([10.0, 4.0, 1e-9])
@@ -236,25 +261,25 @@ def test_default_dilations_cover_the_context_exactly() -> None:
 
 
 def test_context_and_constructor_checks() -> None:
-    net = WearableCausal(4, context_epochs=9, kernel_size=2)
+    net = causal(4, context_epochs=9, kernel_size=2)
     assert net(torch.zeros(2, 9, 4)).shape == (2, 4)
-    assert WearableCausal(4, context_epochs=1)(torch.zeros(2, 1, 4)).shape == (2, 4)
+    assert causal(4, context_epochs=1)(torch.zeros(2, 1, 4)).shape == (2, 4)
     with pytest.raises(ValueError, match="receptive field"):
-        WearableCausal(4, dilations=(1, 2))
+        causal(4, dilations=(1, 2))
     with pytest.raises(ValueError, match="n_outputs"):
-        WearableCausal(4, n_outputs=6)
+        causal(4, n_outputs=6)
     with pytest.raises(ValueError, match="n_features"):
-        CardioOffline(0)
+        offline(0)
     with pytest.raises(ValueError, match="multiple of n_heads"):
-        WearableOffline(4, n_filters=30, n_heads=4)
+        offline(4, n_filters=30, n_heads=4)
     with pytest.raises(ValueError, match="odd kernel_size"):
-        WearableOffline(4, kernel_size=2)
+        offline(4, kernel_size=2)
     with pytest.raises(ValueError, match="dropout"):
-        CardioCausal(4, dropout=1.0)
+        causal(4, dropout=1.0)
 
 
 def test_input_shape_errors_name_the_expectation() -> None:
-    net = WearableCausal(4)
+    net = causal(4)
     with pytest.raises(ValueError, match="window of 25 epochs"):
         net(torch.zeros(1, 24, 4))
     with pytest.raises(ValueError, match=r"\(batch, n_epochs, 4\)"):
@@ -262,11 +287,11 @@ def test_input_shape_errors_name_the_expectation() -> None:
     with pytest.raises(ValueError, match="valid of shape"):
         net(torch.zeros(2, 25, 4), torch.ones(2, 24))
     with pytest.raises(ValueError, match=r"\(batch, n_epochs, 4\)"):
-        WearableOffline(4)(torch.zeros(25, 4))
+        offline(4)(torch.zeros(25, 4))
 
 
 def test_four_class_nets_give_five_class_option() -> None:
-    net = WearableOffline(3, n_outputs=5).eval()
+    net = offline(3, n_outputs=5).eval()
     probs = net(torch.zeros(1, 10, 3))
     assert probs.shape == (1, 10, 5)
     assert to_stage_set(probs, 3).shape == (1, 10, 3)
@@ -274,7 +299,7 @@ def test_four_class_nets_give_five_class_option() -> None:
 
 def test_parameter_counts_stay_small() -> None:
     for cls in NETS.values():
-        n_params = sum(p.numel() for p in cls(40).parameters())
+        n_params = sum(p.numel() for p in cls(40, "wearable").parameters())
         assert 10_000 <= n_params <= 100_000, (cls.__name__, n_params)
 
 
@@ -298,7 +323,7 @@ def test_to_stage_set_sums_classes_for_torch_and_numpy() -> None:
     [{"n_attention_blocks": 1}, {"instance_norm": False}, {"dilations": (1, 2, 4, 8)}],
 )
 def test_offline_options_keep_the_contract(kwargs: dict) -> None:
-    net = WearableOffline(6, **kwargs).eval()
+    net = offline(6, **kwargs).eval()
     x, valid = _inputs(2, 90, 6)
     garbage = x.clone()
     garbage[valid == 0] = 1e5
@@ -312,7 +337,7 @@ def test_offline_options_keep_the_contract(kwargs: dict) -> None:
 def test_offline_night_normalisation_uses_the_nights_own_statistics() -> None:
     # Per-night normalisation: the relative channel of a feature is the same for a night
     # and for that night shifted by a constant; the absolute channel alone tells them apart.
-    net = WearableOffline(3).eval()
+    net = offline(3).eval()
     x, valid = _inputs(1, 60, 3, p_valid=1.0)
     emb = net.embedding
     with torch.no_grad():

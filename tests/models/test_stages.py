@@ -7,6 +7,7 @@ from models.stages import (
     EXCLUDED,
     Stage,
     StageCodeError,
+    class_stages,
     parse_stage,
     parse_stages,
     reduce_stages,
@@ -70,3 +71,17 @@ def test_parse_stages_array() -> None:
     out = parse_stages(["W", "1", "R", "MT"], "slpdb")
     assert out.dtype == np.int8
     assert out.tolist() == [Stage.W, Stage.N1, Stage.REM, Stage.MOVEMENT]
+
+
+@pytest.mark.parametrize("stage_set", [5, 4, 3, 2])
+def test_class_stages_invert_the_reduction(stage_set: int) -> None:
+    classes = np.array([*range(stage_set), -1], dtype=np.int8)
+    stages = class_stages(classes, stage_set)
+    assert reduce_stages(stages, stage_set).tolist() == classes.tolist()
+    assert stages[-1] == Stage.UNSCORED
+
+
+def test_class_stages_write_light_as_n2_and_check_the_range() -> None:
+    assert class_stages([0, 1, 2, 3], 4).tolist() == [Stage.W, Stage.N2, Stage.N3, Stage.REM]
+    with pytest.raises(ValueError, match=r"4-class set must be in \[-1, 3\]; got 4"):
+        class_stages([0, 4], 4)

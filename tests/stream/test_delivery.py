@@ -12,6 +12,7 @@ from typing import Any
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from faust.types import TP, ConsumerMessage
 
 from stream.delivery import GapFiller, InOrderAcks, InputTopic, message_of
@@ -163,3 +164,58 @@ def test_paced_polling_skips_nothing_fetched_while_paused(broker: EmbeddedBroker
         return got
 
     assert asyncio.run(scenario()) == [b"v%d" % i for i in range(5)] * 2
+
+
+def test_gap_filler_end_offsets_from_the_broker_and_from_one_that_is_down(
+        broker: EmbeddedBroker) -> None:
+    from stream.stack import free_port
+
+    async def scenario() -> None:
+        await _produce(broker.bootstrap, "ends", 6)
+        gaps = GapFiller(broker.bootstrap, "ends-group")
+        try:
+            assert await gaps.end_offsets([TP("ends", 0)], 10.0) == {TP("ends", 0): 6}
+            assert await gaps.delivery_start(TP("ends", 0)) == 0  # nothing committed
+        finally:
+            await gaps.stop()
+        down = GapFiller(f"127.0.0.1:{free_port()}", "g")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises((KafkaError, TimeoutError)):
+            await down.end_offsets([TP("ends", 0)], 1.0)
+        assert asyncio.get_running_loop().time() - started < 5.0
+        await down.stop()  # nothing was left half started
+
+    asyncio.run(scenario())
+
+
+def test_gap_filler_asks_again_until_the_broker_answers(
+        broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def no_wait(seconds: float) -> None:
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    async def scenario() -> list[int]:
+        await _produce(broker.bootstrap, "retry", 6)
+        gaps = GapFiller(broker.bootstrap, "retry-group", max_backoff_s=3.0)
+        real_read, failures = gaps._read, [KafkaConnectionError("down"), TimeoutError("late")]
+
+        async def flaky_read(tp: TP, start: int, stop: int) -> Any:
+            if failures:
+                raise failures.pop(0)
+            return await real_read(tp, start, stop)
+
+        monkeypatch.setattr(gaps, "_read", flaky_read)
+        monkeypatch.setattr("stream.delivery.asyncio.sleep", no_wait)
+        events: Any = [type("Event", (), {"message": _message(o, topic="retry")})()
+                       for o in (0, 4, 5)]
+        try:
+            return [m.offset for m in await gaps.complete(events)]
+        finally:
+            await gaps.stop()
+
+    # the read that failed is tried again: offsets 1..3 are not skipped
+    assert asyncio.run(scenario()) == list(range(6))
+    assert pauses == [1.0, 2.0]

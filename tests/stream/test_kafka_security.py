@@ -31,12 +31,11 @@ from faust.types import TP
 from faust.types.auth import AuthProtocol, SASLMechanism
 from pydantic import ValidationError
 
-import stream.app
 import stream.collect
 import stream.delivery
 import stream.live.follow
 from ingestors.base import kafka_producer
-from stream.app import create_app
+from stream.app import create_app, deps_of
 from stream.collect import OutputCollector
 from stream.delivery import GapFiller
 from stream.live.follow import LiveFollower
@@ -429,7 +428,7 @@ def test_every_kafka_client_gets_the_security_options(
             await LiveFollower(settings, view=None)._follow()  # type: ignore[arg-type]
         gaps = GapFiller(settings.bootstrap, "g", settings.kafka_client_options())
         with pytest.raises(_Refused):
-            await gaps._delivery_start(TP("t", 0))
+            await gaps.delivery_start(TP("t", 0))
         with pytest.raises(_Refused):
             await gaps._client()
         with pytest.raises(_Refused):
@@ -443,15 +442,7 @@ def test_every_kafka_client_gets_the_security_options(
         assert kwargs["bootstrap_servers"] == "127.0.0.1:9092"
 
 
-def test_create_app_passes_the_credentials_to_faust_and_the_gap_filler(
-        pki: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[GapFiller] = []
-
-    def recording(*args: Any, **kwargs: Any) -> GapFiller:
-        made.append(GapFiller(*args, **kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(stream.app, "GapFiller", recording)
+def test_create_app_passes_the_credentials_to_faust_and_the_gap_filler(pki: Path) -> None:
     settings = _sasl(kafka_sasl_mechanism="SCRAM-SHA-256", kafka_ssl_cafile=pki / "ca.pem")
     app = create_app(settings)  # builds the app only: nothing connects
     creds = app.conf.broker_credentials
@@ -463,5 +454,4 @@ def test_create_app_passes_the_credentials_to_faust_and_the_gap_filler(
     # what Faust's consumers and producer will be built with
     auth = credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context)
     assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_plain_password"] == PASSWORD
-    (gaps,) = made
-    _assert_secured(dict(gaps.client_options), "SCRAM-SHA-256")
+    _assert_secured(dict(deps_of(app).gaps.client_options), "SCRAM-SHA-256")

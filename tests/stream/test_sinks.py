@@ -20,10 +20,9 @@ from aiohttp import web
 from influxdb_client import Point
 from pydantic import ValidationError
 
-from stream.schemas import ModelKind, NightSummary, StageEvent
+from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 from stream.settings import SinkSettings
 from stream.sinks import (
-    EpochInputs,
     InfluxV1Sink,
     InfluxV2Sink,
     NullSink,
@@ -32,8 +31,9 @@ from stream.sinks import (
     SinkConfigurationError,
     SinkOptions,
     SinkUnavailableError,
+    inputs_point,
     make_sink,
-    to_point,
+    to_points,
 )
 from tests.servers import free_port
 
@@ -53,6 +53,11 @@ def stage_event(i: int = 0, kind: ModelKind = "causal", stage: str = "REM") -> S
         stage=stage, probabilities=probs, confidence=probs[stage], closed_at_utc=T0,
         emitted_at_utc=T0, latency_s=0.02,
     )
+
+
+def to_point(item: Any) -> Point:
+    (point,) = to_points(item)
+    return point
 
 
 def fields_of(line: str) -> dict[str, str]:
@@ -83,13 +88,13 @@ def test_stage_code_follows_the_stage_set() -> None:
     assert f["stage_code"] == "1i" and f["p_NREM"] == "0.8" and "p_deep" not in f
 
 
-def test_summary_inputs_and_pipeline_points() -> None:
+def test_summary_and_pipeline_points() -> None:
     summary = NightSummary(
         subject_id="s1", session_id="n1", model_name="m", kind="offline", t_start_utc=T0,
         t_end_utc=T0 + timedelta(hours=8), n_epochs=960, n_valid_epochs=950, tib_min=480,
         tst_min=400.5, se_pct=83.4, sol_min=12.0, waso_min=30.0, rem_latency_min=None,
         minutes={"W": 79.5, "light": 250.0, "deep": 60.0, "REM": 90.5},
-        percent_of_tst={"W": 0.0, "light": 62.4, "deep": 15.0, "REM": 22.6},
+        percent_of_tst={"light": 62.4, "deep": 15.0, "REM": 22.6},
         emitted_at_utc=T0,
     )
     line = to_point(summary).to_line_protocol()
@@ -99,25 +104,49 @@ def test_summary_inputs_and_pipeline_points() -> None:
     assert f["n_epochs"] == "960i" and f["tib_min"] == "480" and f["minutes_REM"] == "90.5"
     assert f["pct_light"] == "62.4" and "rem_latency_min" not in f  # undefined: left out
 
-    inputs = EpochInputs("s1", "n1", T0, hr_mean_bpm=61.5, hr_samples=6, activity_samples=0)
-    f = fields_of(to_point(inputs).to_line_protocol())
-    assert f == {"hr_mean_bpm": "61.5", "hr_samples": "6i", "activity_samples": "0i",
-                 "beats": "0i"}
-
     stats = PipelineStats("w1", 3.5, 10, 1, 0, None, 0.25, 2, t_utc=T0)
     line = to_point(stats).to_line_protocol()
     assert line.startswith("sleep_pipeline,worker=w1 ") and line.endswith(str(T0_NS))
     assert "epoch_close_latency_p50_s" not in line
 
 
+def test_a_causal_event_gives_its_stage_and_its_inputs_point() -> None:
+    inputs = EpochInputStats(hr_mean_bpm=61.5, hr_samples=6, activity_samples=0)
+    event = stage_event(3).model_copy(update={"inputs": inputs})
+    stage, inp = to_points(event)
+    assert stage.to_line_protocol() == to_point(stage_event(3)).to_line_protocol()
+    line = inp.to_line_protocol()
+    assert line.startswith("sleep_inputs,session=n1,subject=s1 ")
+    assert line.endswith(f" {T0_NS + 90 * 10**9}")  # the epoch start
+    assert fields_of(line) == {"hr_mean_bpm": "61.5", "hr_samples": "6i",
+                               "activity_samples": "0i", "beats": "0i"}
+    with pytest.raises(ValueError, match="carries no inputs"):
+        inputs_point(stage_event(3))
+
+
+def test_pct_of_a_night_without_sleep_is_left_out() -> None:
+    summary = NightSummary(
+        subject_id="s1", session_id="n1", model_name="m", kind="causal", t_start_utc=T0,
+        t_end_utc=T0 + timedelta(minutes=5), n_epochs=10, n_valid_epochs=10, tib_min=5,
+        tst_min=0, se_pct=0, sol_min=None, waso_min=0, rem_latency_min=None,
+        minutes={"W": 5.0, "light": 0.0, "deep": 0.0, "REM": 0.0},
+        percent_of_tst={"light": None, "deep": None, "REM": None}, emitted_at_utc=T0,
+    )
+    f = fields_of(to_point(summary).to_line_protocol())
+    assert f["minutes_light"] == "0" and not any(k.startswith("pct_") for k in f)
+
+
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda: EpochInputs("s", "n", datetime(2024, 1, 1)), ValueError,  # noqa: DTZ001
-         "timezone-aware"),
-        (lambda: EpochInputs("s", "n", T0, hr_samples=-1), ValueError, "hr_samples"),
-        (lambda: EpochInputs("s", "n", T0, rr_mean_s=float("nan")), ValueError, "finite"),
-        (lambda: to_point("sleep_stage x=1"), TypeError, "got str"),  # type: ignore[arg-type]
+        (lambda: PipelineStats("w", 1.0, 0, 0, 0, None, None, 0, datetime(2024, 1, 1)),  # noqa: DTZ001
+         ValueError, "timezone-aware"),
+        (lambda: PipelineStats("w", 1.0, -1, 0, 0, None, None, 0), ValueError, "stage_events"),
+        (lambda: PipelineStats("w", float("nan"), 0, 0, 0, None, None, 0), ValueError,
+         "finite"),
+        (lambda: EpochInputStats(hr_samples=-1), ValidationError, "hr_samples"),
+        (lambda: EpochInputStats(rr_mean_s=float("nan")), ValidationError, "finite"),
+        (lambda: to_points("sleep_stage x=1"), TypeError, "got str"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_items_are_refused(make: Callable[[], object], error: type, message: str) -> None:

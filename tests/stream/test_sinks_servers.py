@@ -3,9 +3,9 @@
 * v2 sink -> VictoriaMetrics (the InfluxDB 2.x write API), read back with its export API;
 * v1 sink -> InfluxDB 1.x ``influxd``, read back with InfluxQL.
 
-A synthetic night: 960 epochs (8 h) for two subjects, causal and offline stage events, a
-summary per subject and kind, and the inputs of every epoch. The night lies in 2024 on
-purpose: a server whose retention drops old points fails these tests.
+A synthetic night: 960 epochs (8 h) for two subjects, causal stage events carrying the
+inputs of their epoch, offline stage events and a summary per subject and kind. The night
+lies in 2024 on purpose: a server whose retention drops old points fails these tests.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pytest
 from influxdb_client import Point, WritePrecision
 
 from models.stages import CLASS_NAMES
-from stream.schemas import NightSummary, StageEvent
+from stream.schemas import EpochInputStats, NightSummary, StageEvent
 from stream.settings import SinkSettings
-from stream.sinks import EpochInputs, InfluxV1Sink, InfluxV2Sink, Sink, SinkItem, make_sink
+from stream.sinks import InfluxV1Sink, InfluxV2Sink, Sink, SinkItem, make_sink
 from tests.servers import InfluxDB1, VictoriaMetrics
 
 pytestmark = pytest.mark.asyncio
@@ -54,6 +54,7 @@ def stage_events(subject: str, kind: str, revision: int = 1) -> list[StageEvent]
             model_name=MODEL, model_version="1", kind=kind, stage=stage,  # type: ignore[arg-type]
             probabilities=probs, confidence=probs[stage], valid=i % 50 != 7,
             closed_at_utc=t, emitted_at_utc=t, latency_s=rng.uniform(0.001, 0.2),
+            inputs=epoch_inputs(i) if kind == "causal" else None,
         ))
     return events
 
@@ -67,19 +68,15 @@ def summary(subject: str, kind: str, tst_min: float = 400.0) -> NightSummary:
         n_valid_epochs=N_EPOCHS - 19, tib_min=480.0, tst_min=tst_min,
         se_pct=tst_min / 4.8, sol_min=11.5, waso_min=20.0, rem_latency_min=None,
         minutes=minutes, percent_of_tst={k: 100 * v / tst_min for k, v in minutes.items()
-                                         if k != "W"} | {"W": 0.0},
+                                         if k != "W"},
         emitted_at_utc=NIGHT0,
     )
 
 
-def epoch_inputs(subject: str) -> list[EpochInputs]:
-    return [
-        EpochInputs(subject, "night-1", NIGHT0 + timedelta(seconds=30 * i),
-                    hr_mean_bpm=None if i % 50 == 7 else 55 + (i % 30) / 3,
-                    hr_samples=0 if i % 50 == 7 else 6, activity_counts=float(i % 13),
-                    activity_samples=2, rr_mean_s=None, beats=0)
-        for i in range(N_EPOCHS)
-    ]
+def epoch_inputs(i: int) -> EpochInputStats:
+    return EpochInputStats(hr_mean_bpm=None if i % 50 == 7 else 55 + (i % 30) / 3,
+                           hr_samples=0 if i % 50 == 7 else 6, activity_counts=float(i % 13),
+                           activity_samples=2, rr_mean_s=None, beats=0)
 
 
 def whole_night(prefix: str) -> tuple[list[str], list[SinkItem]]:
@@ -89,7 +86,6 @@ def whole_night(prefix: str) -> tuple[list[str], list[SinkItem]]:
         for kind in ("causal", "offline"):
             items += stage_events(s, kind)
             items.append(summary(s, kind))
-        items += epoch_inputs(s)
     return subjects, items
 
 
@@ -119,6 +115,9 @@ def expected_samples(items: list[SinkItem]) -> dict[Key, dict[int, float]]:
             tags = {"subject": it.subject_id, "session": it.session_id, "kind": it.kind,
                     "model": it.model_name}
             put("sleep_stage", tags, it.epoch_start_utc, stage_fields(it))
+            if it.inputs is not None:
+                put("sleep_inputs", {"subject": it.subject_id, "session": it.session_id},
+                    it.epoch_start_utc, it.inputs.model_dump(exclude={"schema_version"}))
         elif isinstance(it, NightSummary):
             tags = {"subject": it.subject_id, "session": it.session_id, "kind": it.kind,
                     "model": it.model_name}
@@ -127,11 +126,6 @@ def expected_samples(items: list[SinkItem]) -> dict[Key, dict[int, float]]:
             fields |= {f"minutes_{k}": v for k, v in it.minutes.items()}
             put("sleep_summary", tags, it.t_start_utc,
                 fields | {f"pct_{k}": v for k, v in it.percent_of_tst.items()})
-        elif isinstance(it, EpochInputs):
-            fields = {k: getattr(it, k) for k in ("hr_mean_bpm", "hr_samples", "activity_counts",
-                                                  "activity_samples", "rr_mean_s", "beats")}
-            put("sleep_inputs", {"subject": it.subject_id, "session": it.session_id},
-                it.epoch_start_utc, fields)
     return out
 
 
@@ -150,7 +144,9 @@ def exported_samples(vm: VictoriaMetrics, prefix: str) -> dict[Key, list[tuple[i
 async def write_all(sink: Sink, items: list[SinkItem]) -> None:
     await sink.write_batch(items)
     await sink.close()
-    assert sink.stats.points_written == len(items) and sink.stats.points_rejected == 0
+    # a causal event with inputs gives two points: its stage and its inputs
+    n_points = sum(2 if isinstance(i, StageEvent) and i.inputs else 1 for i in items)
+    assert sink.stats.points_written == n_points and sink.stats.points_rejected == 0
 
 
 async def test_v2_sink_writes_every_point_to_victoria_metrics(
@@ -247,14 +243,14 @@ async def test_v1_sink_survives_an_outage(influxdb_v1_restartable: InfluxDB1) ->
     sink = InfluxV1Sink(influx.url, db, batch_size=100, flush_interval_s=0.1,
                         min_backoff_s=0.1, max_backoff_s=0.5, max_retries=None)
     influx.stop()
-    await sink.write_batch(events)
+    await sink.write_batch(events)  # 300 stage and 300 inputs points
     flushed = asyncio.create_task(sink.flush())
     await asyncio.sleep(2.0)
-    assert not flushed.done() and sink.pending == 300 and sink.stats.retries >= 3
+    assert not flushed.done() and sink.pending == 600 and sink.stats.retries >= 3
     influx.start()  # same port, same data
     await asyncio.wait_for(flushed, 20)
     await sink.close()
-    assert sink.stats.points_written == 300 and sink.stats.batches_written == 3
+    assert sink.stats.points_written == 600 and sink.stats.batches_written == 6
     got = stage_rows(influx, db, events[0].subject_id, "causal")
     assert got == expected_rows(events)  # every point, once
 
@@ -263,7 +259,8 @@ async def test_v1_sink_reports_a_rejected_batch(
     influxdb_v1: InfluxDB1, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = f"sleep_{uuid.uuid4().hex[:8]}"
-    events = stage_events(f"{uuid.uuid4().hex[:8]}-a", "causal")[:30]
+    events = [e.model_copy(update={"inputs": None})  # stage points only: one per event
+              for e in stage_events(f"{uuid.uuid4().hex[:8]}-a", "causal")[:30]]
     sink = InfluxV1Sink(influxdb_v1.url, db, batch_size=10, flush_interval_s=0.1)
     await sink.write_batch(events[:10])
     await sink.flush()  # stage_code is an integer field from now on

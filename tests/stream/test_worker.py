@@ -16,9 +16,10 @@ import pytest
 
 from ingestors.replay import ReplayNight, plan_night, sleep_accel_nights
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
+from stream.readability import InputGate
 from stream.schemas import SampleChunk, SessionEvent, StageEvent
 from stream.settings import StreamSettings
-from stream.staging import Stager
+from stream.staging import FamilyModels
 from stream.worker import Effects, Inbound, Worker
 
 T0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
@@ -37,24 +38,28 @@ class Clock:
 class Harness:
     """A worker, its two tables as dicts, and everything it published and released."""
 
-    def __init__(self, stagers: dict[str, Stager], **settings: Any) -> None:
+    def __init__(self, family_models: dict[str, FamilyModels], *, gated: bool = False,
+                 **settings: Any) -> None:
         self.state: dict[str, str] = {}
         self.rows: dict[str, dict[str, Any]] = {}
         self.clock = Clock()
         self.settings = StreamSettings(**settings)
-        self.stagers = stagers
+        self.family_models = family_models
         self.events: list[StageEvent] = []
         self.summaries: list[Any] = []
         self.dead: list[Any] = []
         self.released: set[int] = set()
         self.offset = 0
+        # gated: readability checks as the app makes them (InputGate on the fake clock)
+        self.gate = InputGate(self.settings.grace_s, self.clock) if gated else None
         self.restart()
 
     def restart(self) -> None:
         """A new worker process: memory gone, tables kept (JSON round trip)."""
         self.state = json.loads(json.dumps(self.state))
         self.worker = Worker(self.settings, self.state.get, self.rows.get,
-                             stagers=self.stagers, clock=self.clock)
+                             family_models=self.family_models, clock=self.clock,
+                             inputs=self.gate)
 
     def msg(self, kind: str, payload: Any, key: str | None = None, raw: bytes | None = None,
             partition: int = 0) -> Inbound:
@@ -95,8 +100,8 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def stagers() -> dict[str, Stager]:
-    return {"wearable": Stager("wearable")}
+def family_models() -> dict[str, FamilyModels]:
+    return {"wearable": FamilyModels("wearable")}
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +131,15 @@ def _signature(events: list[StageEvent]) -> dict[tuple[str, int], tuple[str, tup
             for e in events}
 
 
-def test_night_in_batches_equals_batch_predictions(stagers: dict[str, Stager],
+def test_night_in_batches_equals_batch_predictions(family_models: dict[str, FamilyModels],
                                                    night: ReplayNight) -> None:
     from stream.replay_eval import batch_rows
 
-    h = Harness(stagers)
+    h = Harness(family_models)
     msgs = _messages(h, night)
     for i in range(0, len(msgs), 97):
         h.feed(msgs[i: i + 97])
-    causal, offline = stagers["wearable"].predict_night(batch_rows(night))
+    causal, offline = family_models["wearable"].predict_night(batch_rows(night))
     got = {k: sorted((e for e in h.events if e.kind == k), key=lambda e: e.epoch_index)
            for k in ("causal", "offline")}
     for kind, ref in (("causal", causal), ("offline", offline)):
@@ -149,9 +154,25 @@ def test_night_in_batches_equals_batch_predictions(stagers: dict[str, Stager],
     assert h.worker.active_subjects == 0
 
 
-def test_messages_released_only_at_checkpoints(stagers: dict[str, Stager],
+def test_a_rebalance_releases_every_held_message_at_once(
+        family_models: dict[str, FamilyModels], night: ReplayNight) -> None:
+    h = Harness(family_models, checkpoint_interval_s=600.0, max_unacked_s=600.0)
+    msgs = _messages(h, night, n_epochs=3)
+    h.feed(msgs[:1])  # the session start, checkpointed at once
+    h.feed(msgs[1:])
+    held = [m.token for m in msgs if m.token not in h.released]
+    assert held  # chunks since the session start wait for a checkpoint
+    h.tick()
+    assert not any(t in h.released for t in held)
+    fx = h.worker.tick(release_held=True)
+    h.apply(fx)
+    h.apply(h.worker.checkpoints())
+    assert all(t in h.released for t in held)
+
+
+def test_messages_released_only_at_checkpoints(family_models: dict[str, FamilyModels],
                                                night: ReplayNight) -> None:
-    h = Harness(stagers, checkpoint_interval_s=0.0)
+    h = Harness(family_models, checkpoint_interval_s=0.0)
     msgs = _messages(h, night, n_epochs=40)
     start, chunks = msgs[0], msgs[1:]
     h.feed([start])
@@ -171,16 +192,17 @@ def test_messages_released_only_at_checkpoints(stagers: dict[str, Stager],
 
 @pytest.mark.parametrize("seconds_per_message", [0.0, 0.3])
 def test_kill_and_restart_anywhere_gives_the_same_events(
-        stagers: dict[str, Stager], night: ReplayNight, seconds_per_message: float) -> None:
+        family_models: dict[str, FamilyModels], night: ReplayNight,
+        seconds_per_message: float) -> None:
     # 0.3 s per message: checkpoints (and row blocks) about every 4 messages; 0: only at
     # the session start and end, so a crash re-delivers the whole night so far
-    ref = Harness(stagers)
+    ref = Harness(family_models)
     ref_msgs = _messages(ref, night)
     ref.feed(ref_msgs)
     want = _signature(ref.events)
 
     for crash_at in (1, 150, 1234, len(ref_msgs) - 3):
-        h = Harness(stagers, checkpoint_interval_s=1.0)
+        h = Harness(family_models, checkpoint_interval_s=1.0)
         msgs = _messages(h, night)
         for m in msgs[:crash_at]:
             h.clock.t += seconds_per_message
@@ -199,8 +221,9 @@ def test_kill_and_restart_anywhere_gives_the_same_events(
         assert not h.dead
 
 
-def test_second_replay_changes_nothing(stagers: dict[str, Stager], night: ReplayNight) -> None:
-    h = Harness(stagers)
+def test_second_replay_changes_nothing(family_models: dict[str, FamilyModels],
+                                       night: ReplayNight) -> None:
+    h = Harness(family_models)
     h.feed(_messages(h, night))
     n_events, n_summaries = len(h.events), len(h.summaries)
     state = dict(h.state)
@@ -224,8 +247,8 @@ def _start(subject: str = "s1", session: str = "n1", live: bool = False) -> Sess
 
 
 def test_bad_input_becomes_dead_letters_and_the_worker_goes_on(
-        stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers)
+        family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models)
     good = _chunk(seq=0, t=0.0)
     nan_json = good.model_dump_json().replace('"values":[60.0]', '"values":[NaN]').encode()
     wrong_version = good.model_dump_json().replace('"schema_version":1',
@@ -257,8 +280,8 @@ def test_bad_input_becomes_dead_letters_and_the_worker_goes_on(
     assert [e.epoch_index for e in h.events] == [0, 1, 2, 3]
 
 
-def test_late_and_out_of_order_chunks(stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers, grace_s=30.0)
+def test_late_and_out_of_order_chunks(family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models, grace_s=30.0)
     h.feed([h.msg("sessions", _start())])
     # seq 1 before seq 0, both inside the grace period: both used
     h.feed([h.msg("samples", _chunk(seq=1, t=10.0)), h.msg("samples", _chunk(seq=0, t=0.0))])
@@ -272,8 +295,8 @@ def test_late_and_out_of_order_chunks(stagers: dict[str, Stager]) -> None:
     assert h.dead[0].stage == "process"
 
 
-def test_unknown_session_is_held_then_dead_lettered(stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers, unknown_session_wait_s=30.0)
+def test_unknown_session_is_held_then_dead_lettered(family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models, unknown_session_wait_s=30.0)
     early = h.msg("samples", _chunk(session="n2", seq=0, t=0.0))
     h.feed([early])
     assert not h.dead and early.token not in h.released
@@ -297,8 +320,8 @@ def test_unknown_session_is_held_then_dead_lettered(stagers: dict[str, Stager]) 
     assert len(h.dead) == 2 and "not open" in h.dead[1].reason
 
 
-def test_end_before_last_chunks_waits_for_final_seq(stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers)
+def test_end_before_last_chunks_waits_for_final_seq(family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models)
     h.feed([h.msg("sessions", _start())])
     end = SessionEvent(event="end", subject_id="s1", session_id="n1",
                        t_utc=T0 + timedelta(minutes=3), final_seq={"hr": 5})
@@ -312,8 +335,8 @@ def test_end_before_last_chunks_waits_for_final_seq(stagers: dict[str, Stager]) 
 
 
 def test_end_without_final_seq_and_silence_finish_the_night(
-        stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers, end_wait_s=5.0, silence_timeout_s=600.0)
+        family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models, end_wait_s=5.0, silence_timeout_s=600.0)
     h.feed([h.msg("sessions", _start()),
             h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 90)),
             h.msg("sessions", SessionEvent(event="end", subject_id="s1", session_id="n1",
@@ -332,8 +355,8 @@ def test_end_without_final_seq_and_silence_finish_the_night(
     assert h.summaries[1].n_epochs == math.ceil(69 / 30)
 
 
-def test_live_timer_closes_a_silent_subject(stagers: dict[str, Stager]) -> None:
-    h = Harness(stagers, grace_s=10.0)
+def test_live_timer_closes_a_silent_subject(family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models, grace_s=10.0)
     h.feed([h.msg("sessions", _start(live=True)),
             h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 20))])
     assert not h.events
@@ -344,16 +367,16 @@ def test_live_timer_closes_a_silent_subject(stagers: dict[str, Stager]) -> None:
 
 
 def test_many_subjects_closing_together_share_one_model_call(
-        stagers: dict[str, Stager], monkeypatch: pytest.MonkeyPatch) -> None:
-    h = Harness(stagers)
+        family_models: dict[str, FamilyModels], monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness(family_models)
     calls: list[int] = []
-    real = stagers["wearable"].causal.predict
+    real = family_models["wearable"].causal.predict
 
     def counting(x: Any, valid: Any = None, **kw: Any) -> Any:
         calls.append(len(x))
         return real(x, valid, **kw)
 
-    monkeypatch.setattr(stagers["wearable"].causal, "predict", counting)
+    monkeypatch.setattr(family_models["wearable"].causal, "predict", counting)
     subjects = [f"s{i}" for i in range(50)]
     h.feed([h.msg("sessions", _start(s)) for s in subjects])
     h.feed([h.msg("samples", _chunk(s, seq=0, t=0.0, values=(60.0,) * 70)) for s in subjects])
@@ -364,7 +387,7 @@ def test_many_subjects_closing_together_share_one_model_call(
 def test_cardio_session_is_staged_with_the_cardio_models_causal_window() -> None:
     # the worker hands each closed epoch the window length of the family's shipped causal
     # model (its card), 25 epochs for both families today
-    h = Harness({"cardio": Stager("cardio")})
+    h = Harness({"cardio": FamilyModels("cardio")})
     start = SessionEvent(event="start", subject_id="c1", session_id="n1", family="cardio",
                          modalities=("rr",), t_utc=T0)
     h.feed([h.msg("sessions", start)])
@@ -375,6 +398,83 @@ def test_cardio_session_is_staged_with_the_cardio_models_causal_window() -> None
               for k in range(4)]
     h.feed([h.msg("samples", c) for c in chunks])
     assert not h.dead
-    assert h.worker.stager("cardio").context_epochs == 25
+    assert h.worker.models_of("cardio").context_epochs == 25
     assert [e.epoch_index for e in h.events] == list(range(len(h.events)))
     assert len(h.events) >= 8
+
+
+def _readable(h: Harness, wall: datetime) -> None:
+    """A readability check at ``wall`` that finds everything on the broker processed."""
+    assert h.gate is not None
+    h.gate.checked(0, {}, {}, wall)
+
+
+def _live_outage(h: Harness, chunks: list[SampleChunk]) -> None:
+    """A live subject whose chunks up to 45 s arrive, then 155 s of broker outage during
+    which the device goes on (its ingestor's outbox keeps the chunks), then the backlog."""
+    h.feed([h.msg("sessions", _start(live=True))])
+    h.feed([h.msg("samples", c) for c in chunks[:3]])
+    if h.gate is not None:
+        _readable(h, T0 + timedelta(seconds=45))
+        h.gate.failed([0])
+    h.tick(T0 + timedelta(seconds=46))
+    h.clock.t += 154
+    h.tick(T0 + timedelta(seconds=200))  # without the gate: epochs 1-4 close as silent
+    if h.gate is not None:
+        _readable(h, T0 + timedelta(seconds=205))
+    h.feed([h.msg("samples", c) for c in chunks[3:]])  # the outbox's backlog
+    h.tick(T0 + timedelta(seconds=206))
+
+
+def test_a_worker_that_cannot_read_closes_no_live_epoch_as_silent(
+        family_models: dict[str, FamilyModels]) -> None:
+    chunks = [_chunk(seq=k, t=15.0 * k, values=(60.0 + k,) * 15) for k in range(14)]
+    ref = Harness(family_models, silence_timeout_s=100.0)
+    ref.feed([ref.msg("sessions", _start(live=True))])
+    ref.feed([ref.msg("samples", c) for c in chunks])
+    want = _signature(ref.events)
+    assert len(want) == 5
+
+    h = Harness(family_models, gated=True, silence_timeout_s=100.0)
+    _live_outage(h, chunks)
+    assert not h.dead and not h.summaries  # no late chunks, no night finished by silence
+    assert _signature(h.events) == want and all(e.valid for e in h.events)
+    assert h.gate is not None and h.gate.outages == 1
+
+    # the same without readability checks: the outage's epochs closed empty, and the
+    # backlog for them is dead-lettered as late (what the gate prevents)
+    blind = Harness(family_models, silence_timeout_s=100.0)
+    _live_outage(blind, chunks)
+    assert blind.summaries or blind.dead
+    assert _signature(blind.events) != want
+
+
+def test_silence_is_not_counted_while_the_input_cannot_be_read(
+        family_models: dict[str, FamilyModels]) -> None:
+    h = Harness(family_models, gated=True, end_wait_s=5.0, silence_timeout_s=600.0,
+                unknown_session_wait_s=30.0)
+    assert h.gate is not None
+    h.feed([h.msg("sessions", _start()),
+            h.msg("samples", _chunk(seq=0, t=0.0, values=(60.0,) * 90)),
+            h.msg("sessions", SessionEvent(event="end", subject_id="s1", session_id="n1",
+                                           t_utc=T0 + timedelta(minutes=2))),
+            h.msg("sessions", _start("s2", "m1")),
+            h.msg("samples", _chunk("s2", "m1", seq=0, t=0.0, values=(60.0,) * 70)),
+            h.msg("samples", _chunk("s3", "never", seq=0))])
+    h.gate.failed([0])
+    h.clock.t += 3600  # an hour the worker could not read: nothing counts as silence
+    h.tick()
+    assert not h.summaries and not h.dead
+    _readable(h, T0)
+    h.clock.t += 4
+    h.tick()
+    assert not h.summaries
+    h.clock.t += 2  # 6 s of silence it could see: the ended night is finished
+    h.tick()
+    assert [s.subject_id for s in h.summaries] == ["s1"] and not h.dead
+    h.clock.t += 30  # the chunk of a session that never started waited 36 s
+    h.tick()
+    assert len(h.dead) == 1 and "never arrived" in h.dead[0].reason
+    h.clock.t += 570  # s2 silent for 606 s (not counting the outage)
+    h.tick()
+    assert [s.subject_id for s in h.summaries] == ["s1", "s2"]

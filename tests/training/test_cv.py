@@ -7,8 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stream.cli import app
 from tests.training._synth import synth_set
+from training.cli import train_app
 from training.config import CONFIG_DIR, load_config
 from training.cv import make_folds
 
@@ -76,8 +76,8 @@ def test_loso_cli_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(training.run, "load_dataset", lambda *a, **k: synth_set(4))
     _tiny_configs(tmp_path / "cfg")
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, [
-        "train", "cv", "--dataset", "sleep-accel", "--data", str(tmp_path), "--out", str(out),
+    result = CliRunner().invoke(train_app, [
+        "cv", "--dataset", "sleep-accel", "--data", str(tmp_path), "--out", str(out),
         "--variants", "causal,offline", "--folds", "loso", "--config-dir", str(tmp_path / "cfg"),
     ])
     assert result.exit_code == 0, result.output
@@ -89,19 +89,19 @@ def test_loso_cli_end_to_end(tmp_path, monkeypatch):
 
 
 def test_an_ensemble_config_trains_members_from_successive_seeds():
-    from models.nets.ensemble import StagerEnsemble
+    from models.nets import StagerEnsemble
     from training.config import TrainConfig
     from training.cv import fit_model, predict_nights
 
     nights = synth_set(4)
     cfg = TrainConfig(net={"n_filters": 8, "dropout": 0.0}, max_steps=4, val_every_steps=2,
-                      batch_size=2, crop_epochs=40, n_val_subjects=1, seed=3, ensemble=2)
-    fit = fit_model("wearable-causal", nights.nights[:3], nights.nights[3:], cfg)
+                      batch_size=2, crop_epochs=None, n_val_subjects=1, seed=3, ensemble=2)
+    fit = fit_model("wearable-offline", nights.nights[:3], nights.nights[3:], cfg)
     assert isinstance(fit.net, StagerEnsemble) and fit.net.n_members == 2
     assert len(fit.member_best_steps) == 2
     a, b = fit.net.members
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-    single = fit_model("wearable-causal", nights.nights[:3], nights.nights[3:],
+    single = fit_model("wearable-offline", nights.nights[:3], nights.nights[3:],
                        cfg.model_copy(update={"ensemble": 1}))
     # the first member is the single net of the same seed
     assert all(torch.equal(p, q)
@@ -109,3 +109,13 @@ def test_an_ensemble_config_trains_members_from_successive_seeds():
     probs = predict_nights(fit.net, nights.nights[3:])
     p = next(iter(probs.values()))
     assert p.shape == (len(nights.nights[3]), 4) and np.allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_a_causal_ensemble_is_refused_before_training():
+    from training.config import TrainConfig
+    from training.cv import fit_model
+
+    nights = synth_set(4)
+    with pytest.raises(ValueError, match="ensemble: 2 is for offline models"):
+        fit_model("wearable-causal", nights.nights[:3], nights.nights[3:],
+                  TrainConfig(ensemble=2))

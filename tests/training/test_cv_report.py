@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.evaluation.metrics import score_nights
 from models.stages import Stage
 from tests.training._synth import synth_set
-from training.evaluation import score_nights
 from training.report import build_report
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.nets import NETS
+from models.nets import build_net
 from tests.training._synth import N_FEATURES, synth_night
 from training.datamodules import CropDataset, NightDataModule, class_weights, collate_nights
-from training.lit_module import StagerModule
+from training.lit_module import StagingModule
 
 
 def test_collate_pads_with_invalid_and_ignored_labels():
@@ -42,8 +42,8 @@ def test_module_trains_and_loss_decreases(name):
     torch.set_num_threads(1)
     L.seed_everything(0, verbose=False)
     nights = [synth_night(f"n{i}", f"n{i}", n=80, seed=i) for i in range(4)]
-    net = NETS[name](n_features=N_FEATURES, dropout=0.0)
-    module = StagerModule(net, lr=1e-2, class_weights=class_weights(nights, 0.5))
+    net = build_net(name, N_FEATURES, dropout=0.0)
+    module = StagingModule(net, lr=1e-2, class_weights=class_weights(nights, 0.5))
     dm = NightDataModule(nights, nights[:1], crop_epochs=40, batch_size=4, max_steps=40)
     batch = next(iter(dm.val_dataloader()))
     with torch.no_grad():
@@ -61,8 +61,8 @@ def test_module_trains_and_loss_decreases(name):
 
 
 def test_module_rejects_a_non_stager():
-    with pytest.raises(TypeError, match="stager"):
-        StagerModule(torch.nn.Linear(2, 2))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a CausalStager or an OfflineStager"):
+        StagingModule(torch.nn.Linear(2, 2))  # type: ignore[arg-type]
 
 
 def test_weight_average_is_the_ema_and_is_swapped_in_only_for_validation():
@@ -71,7 +71,7 @@ def test_weight_average_is_the_ema_and_is_swapped_in_only_for_validation():
     from training.lit_module import WeightAverage
 
     torch.manual_seed(0)
-    module = StagerModule(NETS["wearable-causal"](N_FEATURES, n_filters=4))
+    module = StagingModule(build_net("wearable-causal", N_FEATURES, n_filters=4))
     trainer = SimpleNamespace(sanity_checking=False)
     cb = WeightAverage(0.5)
     name = "net.head.out.bias"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from matplotlib import dates as mdates
@@ -225,11 +225,12 @@ def plot_confusion_matrix(
     cm: ArrayLike,
     class_names: Sequence[str],
     *,
-    normalize: Literal["true"] | None = "true",
     title: str | None = None,
     path: str | Path | None = None,
 ) -> Figure:
     """Draw a confusion matrix with counts and row percentages in every cell.
+
+    Cells are coloured by the fraction of their row (recall on the diagonal).
 
     Parameters
     ----------
@@ -237,9 +238,6 @@ def plot_confusion_matrix(
         Epoch counts, rows = reference, columns = predicted.
     class_names : sequence of str, length n_classes
         Names in class-index order.
-    normalize : {"true", None}
-        ``"true"`` colours cells by the fraction of their row (recall on the diagonal);
-        ``None`` colours by raw counts. The annotation is the same either way.
     title : str, optional
         Axes title.
     path : str or Path, optional
@@ -258,21 +256,16 @@ def plot_confusion_matrix(
             f"got shape {counts.shape}"
         )
         raise ValueError(msg)
-    if normalize not in ("true", None):
-        msg = f'`normalize` must be "true" or None; got {normalize!r}'
-        raise ValueError(msg)
     rows = counts.sum(axis=1, keepdims=True).astype(np.float64)
     frac = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-    shown = frac if normalize == "true" else counts.astype(np.float64)
-    vmax = 1.0 if normalize == "true" else max(float(shown.max()), 1.0)
     fig = Figure(figsize=(1.2 * n + 2.5, 1.1 * n + 1.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=vmax)
-    fig.colorbar(image, ax=ax, label="fraction of reference row" if normalize else "epochs")
+    image = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="fraction of reference row")
     for i in range(n):
         for j in range(n):
-            color = "white" if shown[i, j] > 0.6 * vmax else "black"
+            color = "white" if frac[i, j] > 0.6 else "black"
             ax.text(j, i, f"{int(counts[i, j])}\n{100 * frac[i, j]:.1f}%", ha="center",
                     va="center", color=color, fontsize="small")
     ax.set_xticks(range(n), list(class_names))

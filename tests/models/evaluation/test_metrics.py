@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
-from models.stages import Stage
-from training.evaluation.metrics import (
+from models.evaluation.metrics import (
     Scores,
     confusion_matrix,
     score,
@@ -19,6 +18,7 @@ from training.evaluation.metrics import (
     score_nights,
     scores_from_confusion,
 )
+from models.stages import Stage
 
 
 def sklearn_scores(y_true, y_pred, n_classes):

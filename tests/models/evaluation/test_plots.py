@@ -9,8 +9,8 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 from ingestors.types import NOMINAL_START, Hypnogram
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import Stage
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -128,10 +128,8 @@ def test_confusion_matrix_annotations(tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["W", "NREM", "REM"]
 
 
-def test_confusion_matrix_counts_colour_and_errors():
-    fig = plot_confusion_matrix(np.eye(2, dtype=int) * 7, ["W", "sleep"], normalize=None)
-    assert fig.axes[0].images[0].get_clim() == (0.0, 7.0)
+def test_confusion_matrix_colours_row_fractions_and_checks_the_shape():
+    fig = plot_confusion_matrix(np.eye(2, dtype=int) * 7, ["W", "sleep"])
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)
     with pytest.raises(ValueError, match=r"\(3, 3\)"):
         plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b", "c"])
-    with pytest.raises(ValueError, match="normalize"):
-        plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"], normalize="all")

@@ -359,14 +359,15 @@ class Spread(NamedTuple):
     q75: float
     n: int
 
-
-def _spread(values: Sequence[float]) -> Spread:
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:  # np.nanpercentile would warn "All-NaN slice"
-        return Spread(float("nan"), float("nan"), float("nan"), 0)
-    q25, median, q75 = np.percentile(arr, [25.0, 50.0, 75.0])
-    return Spread(float(median), float(q25), float(q75), int(arr.size))
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        """The spread of ``values``; non-finite values are left out (see the class)."""
+        arr = np.asarray(values, dtype=np.float64)
+        arr = arr[np.isfinite(arr)]
+        if arr.size == 0:  # np.nanpercentile would warn "All-NaN slice"
+            return cls(float("nan"), float("nan"), float("nan"), 0)
+        q25, median, q75 = np.percentile(arr, [25.0, 50.0, 75.0])
+        return cls(float(median), float(q25), float(q75), int(arr.size))
 
 
 @dataclass(frozen=True, eq=False)
@@ -441,5 +442,5 @@ def score_nights(
         stage_names(stage_set),
         sum(s.n_excluded for s in nights.values()),
     )
-    summary = {m: _spread([getattr(s, m) for s in nights.values()]) for m in SUMMARY_METRICS}
+    summary = {m: Spread.of([getattr(s, m) for s in nights.values()]) for m in SUMMARY_METRICS}
     return NightlyReport(stage_set, pooled, nights, summary)

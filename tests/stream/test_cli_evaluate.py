@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import csv
 import json
 import shutil
+import warnings
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +15,15 @@ from typer.testing import CliRunner
 
 from ingestors.errors import DataFormatError
 from ingestors.hypnogram_io import read_hypnogram, write_bids_tsv, write_csv
-from models.stages import reduce_stages
+from ingestors.hypnogram_sets import load_hypnograms, night_key
+from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
+from ingestors.sleep_accel import read_subject
+from ingestors.types import Hypnogram
+from models.features import compute_features
+from models.stages import CLASS_NAMES, class_stages, reduce_stages
 from stream.cli import app
-from training.evaluation.loading import load_hypnograms, night_key
+from stream.engine import Session
+from stream.staging import FamilyModels
 
 runner = CliRunner()
 
@@ -95,3 +104,42 @@ def test_evaluate_errors_are_clear(test_data: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(test_data / "sleep-edf"), str(bad)])
     assert result.exit_code == 2
     assert "SC4001E.csv" in result.output and "line 1" in result.output
+
+
+def test_stream_summary_equals_evaluate_night_stats(tmp_path: Path) -> None:
+    """The stream's night summary and `evaluate`'s night_stats.csv agree on one night."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reader lists its repairs in `problems`
+        night = read_subject(sleep_accel_sample(), SAMPLE_NIGHT)
+    psg = night.labels
+    assert psg is not None and night.heart_rate is not None and night.counts is not None
+    rows = compute_features(
+        "wearable", psg.start, len(psg), heart_rate=(night.heart_rate.t_s,
+                                                     night.heart_rate.values),
+        activity_counts=(night.counts.t_s, night.counts.values),
+        start_is_nominal=psg.start_is_nominal)
+    start = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
+    events, summary = FamilyModels("wearable").stage_night(
+        Session("s1", "n1", start), rows, [True] * len(psg), start, start)
+    assert summary is not None
+    classes = [CLASS_NAMES[4].index(e.stage) for e in events]
+    for folder, stages in (("ref", psg.stages), ("pred", class_stages(classes, 4))):
+        (tmp_path / folder).mkdir()
+        write_csv(Hypnogram(stages, start), tmp_path / folder / f"{SAMPLE_NIGHT}.csv")
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "ref"), str(tmp_path / "pred"),
+                                 "--stage-sets", "4,3,2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with (out / "night_stats.csv").open() as f:
+        (row,) = [r for r in csv.DictReader(f) if r["scorer"] == "predicted"]
+
+    def cell(value: float | None) -> str:
+        return "" if value is None else str(value)
+
+    expected = {k: cell(getattr(summary, k)) for k in (
+        "tib_min", "tst_min", "se_pct", "sol_min", "waso_min", "rem_latency_min")}
+    expected |= {f"minutes_{c}": cell(v) for c, v in summary.minutes.items()}
+    expected |= {f"pct_tst_{c}": cell(v) for c, v in summary.percent_of_tst.items()}
+    assert {k: row[k] for k in expected} == expected
+    assert "minutes_light" in row and "minutes_N1" not in row  # honest about 4 classes
+    assert summary.rem_latency_min is not None and summary.tst_min > 300

@@ -14,7 +14,13 @@ given an output folder, writes them with :func:`write_evaluation`:
 ``hypnograms/<night>.png``
     Predicted over reference, 5-class, per night.
 ``night_stats.csv``
-    One row per night and scorer (``reference`` / ``predicted``).
+    One row per night and scorer (``reference`` / ``predicted``):
+    :meth:`~models.evaluation.night_stats.NightStats.as_row`, undefined values empty.
+
+Night statistics give stage minutes in the finest stage set scored (``--stage-sets
+4,3,2`` for a 4-class model's predictions: light and deep minutes, no N1 or N2 claimed);
+they are those of :mod:`models.evaluation.night_stats`, the same code as the stream's
+night summaries.
 """
 
 from __future__ import annotations
@@ -31,11 +37,11 @@ from typing import Any, NamedTuple
 from rich.table import Table
 
 from ingestors.types import Hypnogram
+from models.evaluation.alignment import AlignedNight, align_pair
+from models.evaluation.metrics import NightlyReport, Scores, score_nights
+from models.evaluation.night_stats import NightStats, night_stats
+from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import stage_names
-from training.evaluation.alignment import AlignedNight, align_pair
-from training.evaluation.metrics import NightlyReport, Scores, score_nights
-from training.evaluation.night_stats import NightStats, night_stats
-from training.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 
 __all__ = [
     "EvaluationResult",
@@ -70,7 +76,8 @@ class EvaluationResult:
     nights : Mapping[str, AlignedNight]
         The scored nights, cropped to the epochs both sides cover.
     stats : Mapping[str, StatsPair]
-        Night statistics of both sides of each scored night.
+        Night statistics of both sides of each scored night, with stage minutes in the
+        finest stage set scored.
     missing_in_predicted, missing_in_reference : tuple of str
         Nights present on one side only; they are not scored.
     notes : tuple of str
@@ -149,7 +156,7 @@ def nightly_report_markdown(report: NightlyReport) -> str:
     Parameters
     ----------
     report : NightlyReport
-        Result of :func:`~training.evaluation.metrics.score_nights`.
+        Result of :func:`~models.evaluation.metrics.score_nights`.
 
     Returns
     -------
@@ -222,8 +229,9 @@ def evaluate_hypnograms(
     Returns
     -------
     EvaluationResult
-        Scores, aligned nights, night statistics over the compared epochs, nights missing
-        on either side, and notes on every crop or skip.
+        Scores, aligned nights, night statistics over the compared epochs (stage minutes
+        in the finest of ``stage_sets``), nights missing on either side, and notes on
+        every crop or skip.
 
     Raises
     ------
@@ -251,7 +259,8 @@ def evaluate_hypnograms(
     result = EvaluationResult(
         reports={s: score_nights(pairs, s) for s in sets},
         nights=nights,
-        stats={n: StatsPair(night_stats(a.reference), night_stats(a.predicted))
+        stats={n: StatsPair(night_stats(a.reference, stage_set=max(sets)),
+                            night_stats(a.predicted, stage_set=max(sets)))
                for n, a in nights.items()},
         missing_in_predicted=missing_pred,
         missing_in_reference=missing_ref,
@@ -295,20 +304,16 @@ def _metrics_markdown(result: EvaluationResult) -> str:
 
 
 def _write_stats_csv(path: Path, stats: Mapping[str, StatsPair]) -> None:
-    fields = list(NightStats.__dataclass_fields__)
+    rows = [(night, scorer, st.as_row()) for night, pair in stats.items()
+            for scorer, st in zip(("reference", "predicted"), pair, strict=True)]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["night", "scorer", *fields])
-        for night, pair in stats.items():
-            for scorer, st in zip(("reference", "predicted"), pair, strict=True):
-                values = st.as_dict()
-                writer.writerow([night, scorer, *("" if values[k] is None else values[k]
-                                                  for k in fields)])
+        writer.writerow(["night", "scorer", *(rows[0][2] if rows else ())])
+        for night, scorer, row in rows:
+            writer.writerow([night, scorer, *("" if v is None else v for v in row.values())])
 
 
-def write_evaluation(
-    outdir: str | Path, result: EvaluationResult, *, hypnograms: bool = True
-) -> tuple[Path, ...]:
+def write_evaluation(outdir: str | Path, result: EvaluationResult) -> tuple[Path, ...]:
     """Write an :class:`EvaluationResult` to a folder (see the module docstring).
 
     Parameters
@@ -318,8 +323,6 @@ def write_evaluation(
         names are overwritten.
     result : EvaluationResult
         What :func:`evaluate_hypnograms` returned.
-    hypnograms : bool
-        Whether to draw one hypnogram PNG per night (slow for hundreds of nights).
 
     Returns
     -------
@@ -338,11 +341,10 @@ def write_evaluation(
         plot_confusion_matrix(report.pooled.confusion, stage_names(stage_set),
                               title=f"{stage_set}-class, pooled", path=path)
         written.append(path)
-    if hypnograms:
-        (out / "hypnograms").mkdir(exist_ok=True)
-        for night, stem in _file_names(result.nights).items():
-            pair = result.nights[night]
-            path = out / "hypnograms" / f"{stem}.png"
-            plot_hypnogram(pair.predicted, reference=pair.reference, title=night, path=path)
-            written.append(path)
+    (out / "hypnograms").mkdir(exist_ok=True)
+    for night, stem in _file_names(result.nights).items():
+        pair = result.nights[night]
+        path = out / "hypnograms" / f"{stem}.png"
+        plot_hypnogram(pair.predicted, reference=pair.reference, title=night, path=path)
+        written.append(path)
     return tuple(written)

@@ -1,0 +1,1 @@
+"""The worker's own web pages (the live page is :mod:`stream.live`)."""

@@ -1,0 +1,161 @@
+"""The ``sleepstream train`` commands: cross-validate, report, baselines and ship.
+
+The group reaches the ``sleepstream`` command line through the ``sleepstream.commands``
+entry point group (``pyproject.toml``), which :mod:`stream.cli` discovers, so that the
+stream never imports ``training``. Commands import their work lazily: ``sleepstream train
+--help`` needs typer only, and a command run without the ``train`` extra stops with the
+line that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["TRAIN_EXTRA_MODULES", "train_app"]
+
+#: Modules of the ``train`` extra that the commands need, by import name.
+TRAIN_EXTRA_MODULES = ("torch", "lightning", "onnx", "sklearn")
+_INSTALL = "pip install 'sleepstream[train]' 'torch==2.13.0'"
+
+train_app = typer.Typer(
+    help="Train, cross-validate and ship the wearable and cardio models (needs the train "
+    "extra: torch, Lightning).",
+    no_args_is_help=True,
+)
+
+
+@train_app.callback()
+def _needs_train_extra(ctx: typer.Context) -> None:
+    """Train, cross-validate and ship the wearable and cardio models (needs torch)."""
+    if ctx.resilient_parsing:
+        return
+    missing = [m for m in TRAIN_EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        typer.secho(
+            f"error: `sleepstream train` needs the train extra, and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. Install it with: "
+            f"{_INSTALL} (torch pinned in the same command, or pip resolves a multi-GB CUDA "
+            "build).",
+            fg=typer.colors.RED, err=True,
+        )
+        raise typer.Exit(code=2)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    out = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not out or any(v not in ("causal", "offline") for v in out):
+        msg = f"--variants must be a comma-separated subset of causal,offline; got {text!r}"
+        raise typer.BadParameter(msg)
+    return out
+
+
+@train_app.command("cv")
+def train_cv(
+    dataset: Annotated[str, typer.Option(help="sleep-accel (wearable) or slpdb (cardio).")],
+    data: Annotated[Path, typer.Option(help="Dataset folder (Sleep-Accel: the cropped one).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder for predictions and report.")
+    ],
+    variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
+    folds: Annotated[str, typer.Option(help="loso, or a fold count such as 5.")] = "loso",
+    accelerator: Annotated[
+        str, typer.Option(help="Lightning accelerator: cpu, gpu, auto.")
+    ] = "cpu",
+    devices: Annotated[str, typer.Option(help="Lightning devices, e.g. 1 or 4.")] = "1",
+    strategy: Annotated[
+        str, typer.Option(help="Lightning strategy; ddp_spawn for several devices.")
+    ] = "auto",
+    jobs: Annotated[int, typer.Option(help="Folds run in parallel processes (CPU).")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads per process on CPU.")] = 1,
+    config_dir: Annotated[
+        Path | None, typer.Option(help="Folder of <dataset>-<family>-<variant>.yaml configs.")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Write results.md/json and figures.")] = True,
+) -> None:
+    """Run a subject-wise cross-validation and write predictions and the report."""
+    from training.cv import TrainerOptions
+    from training.run import run_cv_command
+
+    opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices, threads,
+                          strategy=strategy)
+    try:
+        run_cv_command(dataset, data, _variants(variants), folds, out, opts=opts, jobs=jobs,
+                       config_dir=config_dir)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    if report:
+        train_report(out, data=None)
+
+
+@train_app.command("report")
+def train_report(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `train cv`.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Walch feature folder, to add the authors' classifiers.")
+    ] = None,
+    plots: Annotated[bool, typer.Option(help="Write confusion matrices and hypnograms.")] = True,
+) -> None:
+    """(Re)build results.md / results.json and the figures from saved CV predictions."""
+    from rich.console import Console
+
+    from training.report import build_report
+
+    try:
+        result = build_report(run, plots=plots)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    Console(width=200).print(result.markdown, markup=False, highlight=False)
+
+
+@train_app.command("baselines")
+def train_baselines(
+    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (the CV's).")],
+    walch: Annotated[
+        Path | None, typer.Option(help="Sleep-Accel authors' feature folder (optional).")
+    ] = None,
+    folds: Annotated[str, typer.Option(help="loso, or a fold count.")] = "loso",
+) -> None:
+    """Logistic regression on our features (and the authors' classifiers) on the CV folds."""
+    from training.baselines import run_baselines
+
+    try:
+        run_baselines(dataset, data, out, walch=walch, folds=folds)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    train_report(out, data=None)
+
+
+@train_app.command("ship")
+def train_ship(
+    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
+    cv: Annotated[Path, typer.Option(help="CV run folder whose metrics go into the cards.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Weights folder.")] = Path(
+        "models/weights"
+    ),
+    variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator.")] = "cpu",
+    devices: Annotated[str, typer.Option(help="Lightning devices.")] = "1",
+) -> None:
+    """Train final models on all subjects and export them (ONNX + model card)."""
+    from training.cv import TrainerOptions
+    from training.ship import ship_models
+
+    opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices)
+    try:
+        written = ship_models(dataset, data, cv, out, _variants(variants), opts=opts)
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
