@@ -5,7 +5,10 @@
   real worker); the broker is stopped in the middle for :data:`LONG_OUTAGE_S` (more than
   the worker's 30-s grace period) and restarted. Every sample read is on the topics
   exactly once after the ``(source_id, seq)`` de-duplication, in order (the session
-  contract, ``_contract.py``). The worker runs but its outputs are not checked here.
+  contract, ``_contract.py``), and the worker's stage events are those of an
+  uninterrupted run: for every epoch of both nights exactly one causal and one offline
+  event, equal to the batch computation on the same samples (which the stream reproduces
+  exactly, ``tests/stream/test_stream_e2e.py``), no dead letter, no conflicting copy.
 * ``sleepstream edf-live`` in a subprocess is killed (SIGKILL) while the broker is down
   and started again: it resumes from its spool and nothing is lost either.
 * Spools that earlier runs left are sent by the next run; a full spool and a spool in use
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import sqlite3
@@ -40,11 +44,14 @@ from ingestors.base import (
 )
 from ingestors.ble import BleakLink, BleReport, ingest_ble
 from ingestors.live_edf import RPeakDetector, ingest_edf_live
+from models.features import compute_features
+from stream.collect import OutputCollector
 from stream.schemas import SampleChunk, SessionEvent
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker, LocalStack
+from stream.staging import FamilyModels
 from tests.ingestors._bumble_backend import BumbleBleakClient, Measurement, VirtualStrap
-from tests.ingestors._contract import Sent, check_session
+from tests.ingestors._contract import Received, Sent, check_session
 from tests.ingestors._live_edf_data import GrowingCopy, signal_header, synth_ecg, write_edf
 from tests.ingestors._topics import read_topics
 
@@ -119,6 +126,13 @@ def test_a_long_broker_outage_mid_session_loses_no_sample(tmp_path: Path) -> Non
             return ticks, reports, await read_topics(settings, sessions=2, timeout_s=60)
 
         ticks, (ble, edf), records = asyncio.run(scenario())
+        t, rr = rr_of(src)
+        received = [
+            check_session(records, Sent("ble-subject", "ble-outage",
+                                        {"rr": (None, np.array(ticks, dtype=float) / 1024)})),
+            check_session(records, Sent("edf-subject", "edf-outage", {"rr": (t, rr)})),
+        ]
+        outputs = asyncio.run(worker_outputs(settings, received))
 
     assert times["up"] - times["down"] >= 60.0
     for report in (ble, edf):  # the outage was seen, and the backlog flowed soon after
@@ -126,14 +140,55 @@ def test_a_long_broker_outage_mid_session_loses_no_sample(tmp_path: Path) -> Non
         since, again = report.send.outages[0]
         assert (again - since).total_seconds() >= 55.0
         assert (again - up_at[0]).total_seconds() <= 10.0  # well within the 30-s grace
-    t, rr = rr_of(src)
-    received = [
-        check_session(records, Sent("ble-subject", "ble-outage",
-                                    {"rr": (None, np.array(ticks, dtype=float) / 1024)})),
-        check_session(records, Sent("edf-subject", "edf-outage", {"rr": (t, rr)})),
-    ]
     assert edf.live and edf.status.records == 120
     assert all(sum(map(len, r.chunks.values())) >= 10 for r in received)
+    # the worker staged both nights as if nothing had happened
+    assert outputs.dead == [] and outputs.conflicts == 0 and outputs.duplicates == 0
+    for r in received:
+        assert_staged_as_batch(outputs, r)
+    print(f"outage {times['up'] - times['down']:.1f} s; epochs staged "
+          f"{[n_epochs_of(r) for r in received]}; resent chunk copies "
+          f"{[r.resent for r in received]}; event copies {outputs.duplicates}")
+
+
+def n_epochs_of(r: Received) -> int:
+    """Epochs of a session: every 30-s epoch that starts before its end (as the worker)."""
+    return math.ceil((r.end.t_utc - r.start.t_utc).total_seconds() / 30.0 - 1e-9)
+
+
+async def worker_outputs(settings: StreamSettings, sessions: list[Received]) -> OutputCollector:
+    """The worker's outputs once every session is staged and summarised (or 240 s)."""
+    expected = {(r.start.subject_id, r.start.session_id): n_epochs_of(r) for r in sessions}
+    collector = OutputCollector(settings, dead_letters=True)
+    await collector.start()
+    try:
+        await collector.wait_complete(expected, 180)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                (s, n, "offline") in collector.summaries for s, n in expected):
+            await collector.poll()
+        await collector.poll(timeout_s=1.0)  # anything late: a copy, a dead letter
+    finally:
+        await collector.stop()
+    return collector
+
+
+def assert_staged_as_batch(outputs: OutputCollector, r: Received) -> None:
+    """Every epoch staged once per kind, with the batch computation's probabilities."""
+    subject, session = r.start.subject_id, r.start.session_id
+    n = n_epochs_of(r)
+    chunks = [c for by_source in r.chunks.values() for c in by_source]
+    t = np.concatenate([c.times_s(r.start.t_utc) for c in chunks])
+    v = np.concatenate([c.values_array() for c in chunks])
+    start = r.start.t_utc.astimezone(ZoneInfo(r.start.time_zone))
+    rows = compute_features("cardio", start, n, rr=(t, v, None))
+    causal, offline = FamilyModels("cardio").predict_night(rows)
+    for kind, ref in (("causal", causal), ("offline", offline)):
+        got = outputs.events.get((subject, session, kind), {})
+        assert sorted(got) == list(range(n)), f"{session} {kind}: epochs {sorted(got)} of {n}"
+        p = np.array([list(got[k].probabilities.values()) for k in range(n)])
+        np.testing.assert_allclose(p, ref, atol=1e-5, err_msg=f"{session} {kind}")
+    assert (subject, session, "offline") in outputs.summaries
 
 
 # --- (b) the ingestor killed while the broker is down, and started again -----------------
