@@ -32,8 +32,9 @@ from the epoch of the channel's first sample.
 polyphase FIR low-pass (pass band to 47 Hz, >= 70 dB from 50 Hz). The 100-Hz samples keep
 the input's event times, so epochs are in input time; within :attr:`EegChannel.delay_s`
 (about 0.72 s) of a run's ends the filter holds the run's first/last sample for the input it
-lacks (this touches only epochs a run starts or ends in, or, when a run starts or ends
-exactly on an epoch boundary, the first/last 0.72 s of that epoch).
+lacks. That touches only epochs a run starts or ends in (masked anyway) or, when a run starts
+or ends within 0.72 s of an epoch boundary (a recording that starts at the session start),
+the first/last 0.72 s of the epoch beyond it: its measures change by < 1e-3 (generated EEG).
 
 **When final.** An epoch's row is returned by the call to :meth:`EegChannel.feed` that brings
 its last sample (plus :attr:`EegChannel.delay_s` of input when resampling), or by

@@ -254,3 +254,15 @@ def test_negative_times_and_grid_placement():
     # a start a hair before a slot boundary counts as on it
     y = eeg_measures(x[200:], 100.0, t0_s=30.0 - 1e-10)
     np.testing.assert_array_equal(y.epoch, [1, 2])
+
+
+@pytest.mark.parametrize("fs", [128.0, 256.0, 512.0])
+def test_a_run_starting_on_an_epoch_boundary_barely_changes_it(fs):
+    # the resampler holds the first sample for the taps before the run: epoch 0 of a
+    # recording that starts at the session start, against the same 30 s with input before it
+    for seed, stage in ((11, "W"), (12, "N3")):
+        x = stage_eeg(stage, fs, 65.0, seed=seed, t0_s=-5.0)
+        inner = eeg_measures(x, fs, t0_s=-5.0).measures[1]
+        edge = eeg_measures(x[round(5 * fs):], fs).measures[0]
+        np.testing.assert_allclose(edge, inner, rtol=1e-3)
+        assert not np.array_equal(edge, inner)
