@@ -278,10 +278,18 @@ class Worker:
             log.info("subject %s: session %s starts while %s is open; finishing that one",
                      sub.subject_id, ev.session_id, sub.proc.session.session_id)
             self._finish_night(sub, None, fx)
+        try:
+            models = self.models_of(ev.family)
+        except (OSError, ValueError) as err:  # no model files, or a card the stream refuses
+            self._dead(fx, msg, "process", (
+                f"session {ev.session_id!r} of {ev.subject_id!r} cannot be staged: no usable "
+                f"{ev.family!r} models here ({err}). Install or point SLEEPSTREAM_WEIGHTS_DIR "
+                "at models of that family; its chunks are dead-lettered too"), "NoModels")
+            return
         session = Session.from_event(ev)
         # the causal window is as long as the shipped causal model of the family reads
         sub.proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
-                                    context_epochs=self.models_of(session.family).context_epochs)
+                                    context_epochs=models.context_epochs)
         sub.end = None
         sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True

@@ -1,18 +1,26 @@
-"""``sleep.samples.v1``: a chunk of samples of one modality from one source."""
+"""``sleep.samples.v1``: a chunk of samples of one modality from one source.
+
+High-rate signals (EEG) travel compactly: their samples are not a JSON list of numbers but
+little-endian int16 or float32 in base64 (``data_b64``, ``dtype``) with a linear
+calibration to physical units (``scale``, ``offset``); an EDF recording's digital values
+and its channel calibration go through unchanged, so nothing is lost on the way.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from stream.schemas.base import FiniteFloat, Identifier, Payload, UtcDatetime
-from stream.schemas.session import Modality
+from stream.schemas.session import ChannelLabel, Modality
 
-__all__ = ["MAX_CHUNK_SAMPLES", "UNITS", "SampleChunk"]
+__all__ = ["COMPACT_DTYPES", "MAX_CHUNK_SAMPLES", "UNITS", "SampleChunk"]
 
 #: The unit each modality must be sent in.
 UNITS: Final[dict[str, str]] = {
@@ -20,7 +28,10 @@ UNITS: Final[dict[str, str]] = {
     "activity_counts": "count",
     "acceleration": "g",
     "rr": "s",
+    "eeg": "uV",
 }
+#: Sample types of compact chunks: little-endian int16 and float32.
+COMPACT_DTYPES: Final[tuple[str, ...]] = ("<i2", "<f4")
 #: Largest chunk accepted (samples); larger chunks are split by the ingestors.
 MAX_CHUNK_SAMPLES: Final = 100_000
 
@@ -38,7 +49,7 @@ class SampleChunk(Payload):
         ``(source_id, seq)`` was already processed is dropped as a duplicate.
     modality : str
         ``heart_rate`` (bpm), ``activity_counts`` (count per 15 s), ``acceleration`` (g,
-        x/y/z) or ``rr`` (s, the interval ending at each beat).
+        x/y/z), ``rr`` (s, the interval ending at each beat) or ``eeg`` (uV, one channel).
     unit : str
         Must be the modality's unit (:data:`UNITS`).
     t0_utc : datetime
@@ -46,11 +57,25 @@ class SampleChunk(Payload):
     offsets_s : tuple of float, optional
         Event time of each sample in seconds after ``t0_utc``, non-decreasing.
     rate_hz : float, optional
-        For regularly sampled streams instead of ``offsets_s``: sample ``i`` is at
-        ``t0_utc + i / rate_hz``.
-    values : tuple of float
+        For regularly sampled streams instead of ``offsets_s``: sample ``i`` of the chunk
+        is at ``t0_utc + (sample0 + i) / rate_hz``.
+    sample0 : int
+        Regular streams: index of the chunk's first sample on the source's sample grid
+        that starts at ``t0_utc`` (chunks of one source continue where the last ended:
+        ``sample0`` of the next = ``sample0 + len`` of this one when nothing is missing).
+    channel : str, optional
+        ``eeg`` only (required there): the channel's label, one of the session's
+        ``channels``.
+    values : tuple of float, optional
         One finite number per sample; for acceleration three per sample, interleaved
-        ``x0, y0, z0, x1, y1, z1, ...``.
+        ``x0, y0, z0, x1, y1, z1, ...``. Exactly one of ``values`` and ``data_b64``.
+    data_b64 : str, optional
+        Compact samples (required for ``eeg``): base64 of ``dtype`` values; the physical
+        value of raw sample ``r`` is ``r * scale + offset``.
+    dtype : {"<i2", "<f4"}, optional
+        The compact samples' type (with ``data_b64`` only).
+    scale, offset : float
+        Calibration of compact samples to the modality's unit.
     beat_types : tuple of str, optional
         ``rr`` only: MIT-BIH beat code of each beat (``N``, ``S``, ``V``, ``F``, ``Q``).
     """
@@ -64,14 +89,63 @@ class SampleChunk(Payload):
     t0_utc: UtcDatetime
     offsets_s: tuple[FiniteFloat, ...] | None = None
     rate_hz: float | None = Field(default=None, gt=0, le=10_000)
-    values: tuple[FiniteFloat, ...]
+    sample0: int = Field(default=0, ge=0)
+    channel: ChannelLabel | None = None
+    values: tuple[FiniteFloat, ...] | None = None
+    data_b64: str | None = None
+    dtype: Literal["<i2", "<f4"] | None = None
+    scale: FiniteFloat = 1.0
+    offset: FiniteFloat = 0.0
     beat_types: tuple[str, ...] | None = None
+    _data: bytes | None = PrivateAttr(default=None)  # data_b64 decoded, once
+
+    @model_validator(mode="after")
+    def _compact(self) -> SampleChunk:
+        if (self.values is None) == (self.data_b64 is None):
+            msg = "give exactly one of values (numbers) or data_b64 (compact samples)"
+            raise ValueError(msg)
+        if self.data_b64 is None:
+            if self.dtype is not None or (self.scale, self.offset) != (1.0, 0.0):
+                msg = "dtype, scale and offset describe data_b64; send them only with it"
+                raise ValueError(msg)
+            if self.modality == "eeg":
+                msg = ("eeg samples must be compact (data_b64 with dtype '<i2' or '<f4'), "
+                       "not a JSON list of numbers")
+                raise ValueError(msg)
+            return self
+        if self.dtype is None:
+            msg = "data_b64 needs its dtype: '<i2' (int16) or '<f4' (float32), little-endian"
+            raise ValueError(msg)
+        try:
+            data = base64.b64decode(self.data_b64, validate=True)
+        except (binascii.Error, ValueError):
+            msg = "data_b64 is not valid base64"
+            raise ValueError(msg) from None
+        size = np.dtype(self.dtype).itemsize
+        if len(data) % size:
+            msg = f"data_b64 holds {len(data)} bytes, not a whole number of {self.dtype} values"
+            raise ValueError(msg)
+        raw = np.frombuffer(data, dtype=self.dtype)
+        if self.dtype == "<f4" and not np.all(np.isfinite(raw)):
+            msg = "data_b64 holds NaN or infinite float32 samples; send gaps as missing samples"
+            raise ValueError(msg)
+        self._data = data
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> SampleChunk:
         n = len(self)
-        if self.modality == "acceleration" and len(self.values) % 3:
-            msg = f"acceleration values come in x, y, z triples; got {len(self.values)} numbers"
+        if (self.modality == "eeg") != (self.channel is not None):
+            msg = "channel names the EEG channel of an eeg chunk, and only of one"
+            raise ValueError(msg)
+        if self.modality == "eeg" and self.rate_hz is None:
+            msg = "eeg chunks are regular: give rate_hz (and sample0), not offsets_s"
+            raise ValueError(msg)
+        if self.rate_hz is None and self.sample0:
+            msg = "sample0 places regular samples; it needs rate_hz"
+            raise ValueError(msg)
+        if self.modality == "acceleration" and self._count() % 3:
+            msg = f"acceleration values come in x, y, z triples; got {self._count()} numbers"
             raise ValueError(msg)
         expected = UNITS[self.modality]
         if self.unit != expected:
@@ -95,8 +169,19 @@ class SampleChunk(Payload):
             raise ValueError(msg)
         return self
 
+    def _raw(self) -> NDArray[np.generic] | None:
+        if self._data is None or self.dtype is None:
+            return None
+        return np.frombuffer(self._data, dtype=self.dtype)
+
+    def _count(self) -> int:
+        if self.values is not None:
+            return len(self.values)
+        return 0 if self._data is None else len(self._data) // 4 if self.dtype == "<f4" \
+            else len(self._data) // 2
+
     def __len__(self) -> int:
-        return len(self.values) // 3 if self.modality == "acceleration" else len(self.values)
+        return self._count() // 3 if self.modality == "acceleration" else self._count()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -109,9 +194,35 @@ class SampleChunk(Payload):
         if self.offsets_s is not None:
             return base + np.asarray(self.offsets_s, dtype=np.float64)
         rate = self.rate_hz if self.rate_hz is not None else 1.0  # set whenever offsets are not
-        return base + np.arange(len(self), dtype=np.float64) / rate
+        return base + (self.sample0 + np.arange(len(self), dtype=np.float64)) / rate
 
     def values_array(self) -> NDArray[np.float64]:
-        """Values as float64, shape (n,) or (n, 3) for acceleration."""
-        arr = np.asarray(self.values, dtype=np.float64)
+        """Values in the modality's unit as float64, shape (n,) or (n, 3) for acceleration."""
+        raw = self._raw()
+        if raw is not None:
+            arr = raw.astype(np.float64) * self.scale + self.offset
+        else:
+            arr = np.asarray(self.values, dtype=np.float64)
         return arr.reshape(-1, 3) if self.modality == "acceleration" else arr
+
+    @classmethod
+    def compact(cls, raw: NDArray[np.generic], *, scale: float = 1.0, offset: float = 0.0,
+                **fields: object) -> SampleChunk:
+        """A chunk whose samples are ``raw`` (int16 or float32) with their calibration.
+
+        Parameters
+        ----------
+        raw : ndarray of int16 or float32, shape (n,)
+            The samples as recorded; physical value = ``raw * scale + offset``.
+        scale, offset : float
+            Calibration to the modality's unit.
+        **fields
+            The other fields (subject_id, ..., rate_hz, sample0, channel).
+        """
+        kind = {np.dtype(np.int16): "<i2", np.dtype(np.float32): "<f4"}.get(raw.dtype)
+        if kind is None:
+            msg = f"compact samples are int16 or float32; got {raw.dtype}. Convert them first."
+            raise TypeError(msg)
+        data = base64.b64encode(np.ascontiguousarray(raw, dtype=kind).tobytes()).decode("ascii")
+        return cls.model_validate({**fields, "data_b64": data, "dtype": kind, "scale": scale,
+                                   "offset": offset})

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from stream.schemas.base import Identifier, Payload, UtcDatetime
 
-__all__ = ["MODALITIES", "Modality", "SessionEvent"]
+__all__ = ["MODALITIES", "ChannelLabel", "Family", "Modality", "SessionEvent"]
 
-Modality = Literal["heart_rate", "activity_counts", "acceleration", "rr"]
-MODALITIES: tuple[Modality, ...] = ("heart_rate", "activity_counts", "acceleration", "rr")
+Modality = Literal["heart_rate", "activity_counts", "acceleration", "rr", "eeg"]
+MODALITIES: tuple[Modality, ...] = ("heart_rate", "activity_counts", "acceleration", "rr", "eeg")
+Family = Literal["wearable", "cardio", "psg"]
+#: EEG channel labels as sent: what the recording calls the derivation ("Fpz-Cz", "C3-M2").
+ChannelLabel = Annotated[str, Field(pattern=r"^[^\x00-\x1f]{1,64}$")]
 
 
 class SessionEvent(Payload):
@@ -26,10 +29,13 @@ class SessionEvent(Payload):
         Who and which night; the message key is ``subject_id``.
     device : str
         Free text (``"Apple Watch"``, ``"Polar H10"``, ``"replay:sleep-accel"``).
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         Which model family stages this session.
     modalities : tuple of str
         The sample streams the device sends.
+    channels : tuple of str
+        ``eeg`` only: the EEG channels the session sends (their labels, as in the chunks'
+        ``channel``), so that the worker knows which channels an epoch waits for.
     time_zone : str
         IANA zone of the subject's local clock (time-of-day features, summaries).
     t_utc : datetime
@@ -52,8 +58,9 @@ class SessionEvent(Payload):
     subject_id: Identifier
     session_id: Identifier
     device: str = Field(default="", max_length=200)
-    family: Literal["wearable", "cardio"] = "wearable"
+    family: Family = "wearable"
     modalities: tuple[Modality, ...] = ()
+    channels: tuple[ChannelLabel, ...] = ()
     time_zone: str = "UTC"
     t_utc: UtcDatetime
     start_is_nominal: bool = False
@@ -77,6 +84,14 @@ class SessionEvent(Payload):
             raise ValueError(msg)
         if self.event == "start" and self.final_seq:
             msg = "final_seq belongs on the session end, not the start"
+            raise ValueError(msg)
+        if self.event == "start" and ("eeg" in self.modalities) != bool(self.channels):
+            msg = ("a session start lists its EEG channels in `channels` exactly when it "
+                   "sends eeg; got modalities "
+                   f"{list(self.modalities)} and channels {list(self.channels)}")
+            raise ValueError(msg)
+        if len(set(self.channels)) != len(self.channels):
+            msg = f"EEG channel labels must be unique; got {list(self.channels)}"
             raise ValueError(msg)
         if any(v < 0 for v in self.final_seq.values()):
             msg = "final_seq values are sequence numbers (>= 0)"

@@ -51,6 +51,57 @@ def test_sample_chunk_rejects_bad_input(change: dict[str, object], message: str)
         _chunk(**change)
 
 
+def _eeg(raw: np.ndarray, **kw: object) -> SampleChunk:
+    fields: dict[str, object] = dict(
+        subject_id="s1", session_id="n1", source_id="n1-eeg-Fpz-Cz", seq=0, modality="eeg",
+        unit="uV", t0_utc=T0, rate_hz=256.0, sample0=1280, channel="Fpz-Cz")
+    fields.update(kw)
+    return SampleChunk.compact(raw, **fields)  # type: ignore[arg-type]
+
+
+def test_eeg_chunks_are_compact_and_calibrated() -> None:
+    digital = np.array([-32768, 0, 1, 32767], dtype=np.int16)
+    c = _eeg(digital, scale=0.25, offset=-3.0)
+    assert len(c) == 4 and c.dtype == "<i2"
+    np.testing.assert_array_equal(c.values_array(), digital * 0.25 - 3.0)
+    np.testing.assert_allclose(c.times_s(T0), 5.0 + np.arange(4) / 256.0)  # sample 1280 on
+    back = SampleChunk.model_validate_json(c.model_dump_json())
+    assert back == c and np.array_equal(back.values_array(), c.values_array())
+    assert "values" not in c.model_dump(exclude_none=True)  # no JSON list of numbers
+    f = _eeg(np.array([1.5, -2.25], dtype=np.float32))
+    np.testing.assert_array_equal(f.values_array(), [1.5, -2.25])
+    with pytest.raises(TypeError, match="int16 or float32; got float64"):
+        _eeg(np.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"data_b64": None, "dtype": None, "values": (1.0,)}, "eeg samples must be compact"),
+        ({"data_b64": "!!"}, "not valid base64"),
+        ({"data_b64": "AAAA", "dtype": "<f4"}, "not a whole number of <f4 values"),
+        ({"data_b64": "AADAfw==", "dtype": "<f4"}, "NaN or infinite"),
+        ({"dtype": None}, "needs its dtype"),
+        ({"channel": None}, "channel names the EEG channel"),
+        ({"rate_hz": None, "sample0": 0, "offsets_s": (0.0,)}, "eeg chunks are regular"),
+    ],
+)
+def test_eeg_chunks_reject_bad_input(change: dict[str, object], message: str) -> None:
+    good = _eeg(np.zeros(1, dtype=np.int16)).model_dump()
+    good.update(change)
+    with pytest.raises(ValidationError, match=message):
+        SampleChunk.model_validate(good)
+
+
+def test_only_eeg_chunks_name_a_channel_and_only_regular_ones_place_sample0() -> None:
+    with pytest.raises(ValidationError, match="channel names the EEG channel"):
+        _chunk(channel="C3")
+    with pytest.raises(ValidationError, match="sample0 places regular samples"):
+        _chunk(sample0=3)
+    with pytest.raises(ValidationError, match="send them only with it"):
+        _chunk(scale=2.0)
+
+
 def test_payloads_are_frozen_and_strict() -> None:
     c = _chunk()
     with pytest.raises(ValidationError):
@@ -68,6 +119,15 @@ def test_session_event_validation() -> None:
                      t_utc=T0)
     with pytest.raises(ValidationError, match="must list the modalities"):
         SessionEvent(event="start", subject_id="s1", session_id="n1", t_utc=T0)
+    psg = SessionEvent(event="start", subject_id="s1", session_id="n1", family="psg",
+                       modalities=("eeg",), channels=("Fpz-Cz", "Pz-Oz"), t_utc=T0)
+    assert psg.channels == ("Fpz-Cz", "Pz-Oz")
+    with pytest.raises(ValidationError, match="lists its EEG channels in `channels` exactly"):
+        SessionEvent(event="start", subject_id="s1", session_id="n1", family="psg",
+                     modalities=("eeg",), t_utc=T0)
+    with pytest.raises(ValidationError, match="must be unique"):
+        SessionEvent(event="start", subject_id="s1", session_id="n1", family="psg",
+                     modalities=("eeg",), channels=("C3", "C3"), t_utc=T0)
 
 
 def test_stage_event_identity_and_classes() -> None:

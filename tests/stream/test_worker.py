@@ -320,6 +320,16 @@ def test_unknown_session_is_held_then_dead_lettered(family_models: dict[str, Fam
     assert len(h.dead) == 2 and "not open" in h.dead[1].reason
 
 
+def test_a_session_no_model_here_can_stage_is_dead_lettered(tmp_path: Any) -> None:
+    h = Harness({}, weights_dir=tmp_path)  # an empty model folder
+    start = h.msg("sessions", _start(session="n3"))
+    h.feed([start])
+    assert len(h.dead) == 1 and h.dead[0].error_type == "NoModels"
+    assert "session 'n3' of 's1' cannot be staged: no usable 'wearable' models" in \
+        h.dead[0].reason and "SLEEPSTREAM_WEIGHTS_DIR" in h.dead[0].reason
+    assert start.token in h.released and h.worker.subjects["s1"].proc is None
+
+
 def test_end_before_last_chunks_waits_for_final_seq(family_models: dict[str, FamilyModels]) -> None:
     h = Harness(family_models)
     h.feed([h.msg("sessions", _start())])
