@@ -23,12 +23,11 @@ from numpy.typing import NDArray
 from ingestors.base.grid import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS, GridChunker, Piece
 from ingestors.base.outbox import Outbox, Row
 from stream.schemas.samples import UNITS, SampleChunk
-from stream.schemas.session import Modality, SessionEvent
+from stream.schemas.session import Family, Modality, SessionEvent
 from stream.settings import StreamSettings
 
 __all__ = ["LiveSession", "SessionInfo", "SessionSender", "Topics"]
 
-Family = Literal["wearable", "cardio"]
 _META_SESSION: Final = "session"
 _META_SEQS: Final = "seqs"
 _META_ENDED: Final = "ended"
@@ -45,7 +44,7 @@ class SessionInfo:
         Message key and session (:data:`stream.schemas.base.ID_PATTERN`).
     device : str
         The session's ``device`` text.
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         Which models stage it.
     modalities : tuple of str
         The streams it sends.

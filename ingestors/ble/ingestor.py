@@ -187,7 +187,12 @@ class _Strap:
         self.session: LiveSession | None = None
         self.last_beat_s: float | None = None
         if outlet.resumed is not None:  # the family was decided in the earlier run
-            self._open(outlet.resumed.family)
+            family = outlet.resumed.family
+            if family == "psg":
+                msg = (f"the spool {outlet.spool.path} holds a psg session, not a heart-rate "
+                       f"one; give this BLE session another session id")
+                raise BleError(msg)
+            self._open(family)
             self.last_beat_s = SessionSender.progress(outlet.spool).get("last_beat_s")
 
     @property

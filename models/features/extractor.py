@@ -126,7 +126,7 @@ class FeatureExtractor:
 
     def add_samples(
         self,
-        modality: Modality,
+        modality: str,
         t_s: ArrayLike,
         values: ArrayLike,
         beat_types: ArrayLike | None = None,
