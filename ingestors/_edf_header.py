@@ -27,7 +27,7 @@ from typing import Final
 
 from ingestors.errors import DataFormatError
 
-__all__ = ["EdfHeader", "SignalHeader", "norm_label", "read_header"]
+__all__ = ["EdfHeader", "SignalHeader", "identification", "norm_label", "read_header"]
 
 _WS = re.compile(r"\s+")
 _INT = re.compile(r"[+-]?\d+")

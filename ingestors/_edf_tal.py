@@ -102,16 +102,20 @@ def _collect(tals: list[list[bytes]]) -> _Collected:
 
 
 def _onsets(path: Path, keeping: list[int | None], offset: int, record_s: float,
-            notes: list[str]) -> NDArray[np.float64] | None:
-    """Record starts (100-ns steps after the start) if there are gaps, else ``None``."""
-    step = round(record_s * _UNITS)
+            slack_s: float, notes: list[str]) -> NDArray[np.float64] | None:
+    """Record starts in s after the start if there are gaps, else ``None``.
+
+    A record that starts less than ``slack_s`` off the end of the one before follows it:
+    rounding in a writer's record duration or TAL times is no gap.
+    """
+    step, slack = round(record_s * _UNITS), round(slack_s * _UNITS)
     onsets: list[int] = []
     missing = []
     for record, kept in enumerate(keeping):
         now = kept - offset if kept is not None else (onsets[-1] + step if onsets else 0)
         if kept is None:
             missing.append(str(record))
-        if onsets and now < onsets[-1] + step:
+        if onsets and now < onsets[-1] + step - slack:
             raise DataFormatError(
                 path, f"data record {record} starts at {now / _UNITS:g} s, before data record "
                 f"{record - 1} ends at {(onsets[-1] + step) / _UNITS:g} s",
@@ -123,7 +127,7 @@ def _onsets(path: Path, keeping: list[int | None], offset: int, record_s: float,
         notes.append(f"data records {_listed(missing)} have no time-keeping TAL; each was "
                      "taken to start where the one before ended")
     gaps = [f"{(a + step) / _UNITS:g} s to {b / _UNITS:g} s"
-            for a, b in zip(onsets, onsets[1:], strict=False) if b > a + step]
+            for a, b in zip(onsets, onsets[1:], strict=False) if b > a + step + slack]
     if not gaps:
         return None
     notes.append(f"the record start times in the TALs leave {len(gaps)} gap(s) without data, "
@@ -141,7 +145,7 @@ def _text(raw: bytes, odd: list[str]) -> str:
         return text
 
 
-def read_tals(path: Path, tals: list[list[bytes]], record_s: float, *, has_samples: bool,
+def read_tals(path: Path, tals: list[list[bytes]], record_s: float, *, slack_s: float | None,
               ) -> tuple[RecordTimes, list[Event], list[str]]:
     """Read the TALs of a whole EDF+ file.
 
@@ -153,8 +157,10 @@ def read_tals(path: Path, tals: list[list[bytes]], record_s: float, *, has_sampl
         Per data record, the bytes of each annotation signal, in file order.
     record_s : float
         Duration of a data record in seconds.
-    has_samples : bool
-        Whether the file has ordinary signals, whose samples the record times place.
+    slack_s : float or None
+        How far (s) a record may start off the end of the one before and still follow it
+        (half the shortest sample interval); ``None`` for a file without ordinary signals,
+        whose records need no placing.
 
     Returns
     -------
@@ -182,7 +188,8 @@ def read_tals(path: Path, tals: list[list[bytes]], record_s: float, *, has_sampl
     if not 0 <= offset < _UNITS:
         notes.append(f"the first data record starts {offset / _UNITS:g} s after the header's "
                      "start time (EDF+ allows 0 to 1 s); the start was moved there")
-    onsets = _onsets(path, found.keeping, offset, record_s, notes) if has_samples else None
+    onsets = None if slack_s is None else _onsets(path, found.keeping, offset, record_s,
+                                                  slack_s, notes)
     odd: list[str] = []
     events = [Event((onset - offset) / _UNITS, duration, _text(text, odd))
               for onset, duration, text in found.events]

@@ -156,8 +156,8 @@ class Records(NamedTuple):
     values : dict of int to ndarray of float64
         Physical values by signal index, shape (n_records * samples_per_record,).
     times : RecordTimes or None
-        Start offset, record start times and gaps from the TALs (EDF+ files read with
-        ``annotations=True``), else ``None``.
+        Start offset and (if not contiguous) record start times from the TALs, for EDF+
+        files read with ``annotations=True``; else ``None``.
     annotations : list of Event
         EDF+ annotations, onsets in seconds since the recording start.
     """
@@ -245,11 +245,13 @@ class EdfDecoder:
         self._signal_notes: dict[int, list[str]] = {}
         self._slots = np.cumsum([0, *self.header.samples_per_record]) * \
             self.header.bytes_per_sample
+        for sig in self.header.signals:
+            self._check_layout(sig)
         self.signals = tuple(self._signal(sig) for sig in self.header.signals
-                             if not self._check_layout(sig))
+                             if not sig.is_annotation)
 
-    def _check_layout(self, sig: SignalHeader) -> bool:
-        """Refuse what makes the record layout or the rate undefined; True if annotation."""
+    def _check_layout(self, sig: SignalHeader) -> None:
+        """Refuse what leaves the record layout or a sampling rate undefined."""
         header = self.header
         if sig.samples_per_record <= 0 and sig.is_annotation:
             raise DataFormatError(
@@ -261,7 +263,6 @@ class EdfDecoder:
                 self.path, f"sampling rate of channel {sig.label!r} is not positive",
                 field=sig.label, expected="samples per record > 0 and record duration > 0 s",
                 got=f"{sig.samples_per_record} samples per {header.record_s} s", fix=_DAMAGED)
-        return sig.is_annotation
 
     def _signal(self, sig: SignalHeader) -> EdfSignal:
         uncalibrated = sig.physical_min == sig.physical_max
@@ -357,8 +358,8 @@ class EdfDecoder:
                           for s in tal_signals] for r in range(raw.shape[0] if tal_signals else 0)]
         if not tal_signals:
             return Records(values, None, [])
-        times, events, notes = read_tals(self.path, tals, self.header.record_s,
-                                         has_samples=bool(self.signals))
+        slack = 0.5 / max(s.sfreq_hz for s in self.signals) if self.signals else None
+        times, events, notes = read_tals(self.path, tals, self.header.record_s, slack_s=slack)
         self._notes += notes
         return Records(values, times, events)
 

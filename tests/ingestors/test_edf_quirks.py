@@ -272,6 +272,18 @@ def test_edf_plus_d_without_gaps_is_read_silently(good: Path) -> None:
     assert np.array_equal(rec.channels["Fpz-Cz"].t_s, np.arange(1000) / 100)
 
 
+def test_rounding_in_record_times_is_no_gap(good: Path) -> None:
+    # a writer whose TAL times drift by well under a sample (100 Hz here) from the duration
+    times = ["+0", "+1.0000003", "+2.0000001", "+2.9999998", "+4.0004", "+5", "+6.0000007",
+             "+7", "+8", "+9.0001"]
+    bad = _copy(good, "jitter.edf", lambda d: set_record_times(d, times))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = read_edf(bad)
+    assert rec.channels["EMG"].record_onsets_s is None
+    assert np.array_equal(rec.channels["EMG"].data, _reference(good)[1])
+
+
 def test_overlapping_records_are_refused(good: Path) -> None:
     times = ["+0", "+1", "+2", "+2.5", "+4", "+5", "+6", "+7", "+8", "+9"]
     bad = _copy(good, "overlap.edf", lambda d: patch_fixed(set_record_times(d, times),
