@@ -180,8 +180,9 @@ class EdfRecording:
     path : pathlib.Path
         The file read.
     start : datetime
-        Timezone-aware start of the recording (the header clock time in the ``tz`` given
-        to :func:`read_edf`).
+        Timezone-aware start of the recording: the header clock time in the ``tz`` given
+        to :func:`read_edf`, plus the sub-second start an EDF+ file keeps in its first
+        data record.
     duration_s : float
         Seconds from the start to the end of the last data record read.
     channels : dict of str to EdfChannel
@@ -271,7 +272,6 @@ def _canonical_names(path: Path, labels: list[str], aliases: Mapping[str, str]) 
             name = new
         names.append(name)
     return names
-
 
 
 def read_edf(
