@@ -144,6 +144,8 @@ class LiveOutlet:
             return (f"; the broker at {self.bootstrap} has acknowledged nothing since "
                     f"{send.unreachable_since.astimezone():%Y-%m-%d %H:%M:%S %Z} "
                     f"({send.last_error})")
+        if not send.acked:  # the first send is still under way
+            return f"; the broker at {self.bootstrap} has acknowledged nothing yet"
         return f"; the broker at {self.bootstrap} acknowledged {send.acked} messages so far"
 
 
