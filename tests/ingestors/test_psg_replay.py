@@ -8,6 +8,8 @@ as Sleep-EDF pairs and as NSRR ``.edf`` + ``-nsrr.xml`` pairs.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
 import warnings
 from datetime import datetime, timedelta
@@ -18,12 +20,16 @@ import numpy as np
 import pytest
 import scipy.io
 
+from ingestors.base import RegularSpec
 from ingestors.errors import DataFormatError, DataQualityWarning
 from ingestors.hypnogram_io import read_edf_hypnogram
 from ingestors.psg_channels import channel_kind, eeg_samples
 from ingestors.replay import describe_night, pair_recordings, plan_night, psg_nights
 from models.features.eeg import eeg_measures
 from models.stages import Stage
+from stream.settings import StreamSettings
+from stream.stack import EmbeddedBroker
+from tests.ingestors._contract import Sent, check_session
 from tests.ingestors._psg_data import (
     Channel,
     digitise,
@@ -34,6 +40,7 @@ from tests.ingestors._psg_data import (
     stage_eeg,
     write_psg,
 )
+from tests.ingestors._topics import read_topics
 
 SC4001_START = datetime(1989, 4, 24, 16, 13, 0)  # noqa: DTZ001 - EDF clock time
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -325,3 +332,53 @@ def test_24_bit_samples_come_back_exactly_as_float32() -> None:
         eeg_samples("x.edf", "Cz", values, gain, offset)  # beyond 16 bits
     with pytest.raises(DataFormatError, match="do not follow from whole digital values"):
         eeg_samples("x.bdf", "Cz", values + 0.3 * gain, gain, offset, wide=True)
+
+
+def test_the_replay_edf_command_reports_sends_and_checks_its_options(
+        broker: EmbeddedBroker, real_folder: Path, test_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["replay", "--help"], terminal_width=200)
+    assert shown.exit_code == 0
+    for option in ("--eeg", "--crop", "--timezone", "--dry-run", "--subjects", "--speed",
+                   "--anchor"):
+        assert option in shown.output
+    assert "sleep period +- 30 min that the psg models were trained" in re.sub(
+        r"[│\s]+", " ", shown.output)  # the words of the --crop help, out of rich's box
+    clip_only = pytest.warns(DataQualityWarning, match=r"covers epochs 0\.\.29 .* only")
+    with clip_only:
+        listed = runner.invoke(app, ["replay", "edf", str(real_folder), "--dry-run", "--crop",
+                                     "none", "--eeg", "Pz-Oz"], terminal_width=400)
+    assert listed.exit_code == 0, listed.output
+    for part in ("SC4001E0: 30 epochs", "SC4002E0: 30 epochs", "EEG Pz-Oz: 100 Hz",
+                 "EEG Fpz-Cz (EEG, 100 Hz, uV, 0.2 h read): not sent: not among the EEG",
+                 "EOG horizontal (EOG, 100 Hz, uV, 0.2 h read): not sent: no model uses EOG"):
+        assert part in listed.output
+    for args, message in (
+            (["sleep-accel", str(real_folder), "--crop", "none"], "options of the edf replay"),
+            (["edf", str(real_folder), "--crop", "half"], "--crop must be minutes >= 0"),
+            (["edf", str(real_folder), "--subjects", "SC4001E0"], "replay it uncropped"),
+            (["edf", str(test_data / "sleep-edf")], "no PSG recording")):
+        bad = runner.invoke(app, ["replay", *args, "--broker", "kafka://127.0.0.1:9"],
+                            terminal_width=400)
+        assert bad.exit_code == 2 and message in " ".join(bad.output.split()), bad.output
+    settings = StreamSettings(broker=broker.url, topic_prefix="psgreplaycli.")
+    with pytest.warns(DataQualityWarning, match=r"covers epochs 0\.\.29 .* only"):
+        done = runner.invoke(app, ["replay", "edf", str(real_folder), "--subjects",
+                                   "SC4001E0", "--crop", "none", "--anchor", "original",
+                                   "--broker", broker.url],
+                             env={"SLEEPSTREAM_TOPIC_PREFIX": "psgreplaycli."},
+                             terminal_width=400)
+    assert done.exit_code == 0, done.output
+    assert "replayed 1 nights: 360 chunks, 180000 samples" in done.output
+    written = read_back(real_folder / "SC4001E0-PSG.edf")
+    expected = {name: (written[label].digital, 0,
+                       RegularSpec(100.0, written[label].gain,
+                                   written[label].gain * written[label].offset))
+                for name, label in (("Fpz-Cz", "EEG Fpz-Cz"), ("Pz-Oz", "EEG Pz-Oz"))}
+    records = asyncio.run(read_topics(settings))
+    received = check_session(records, Sent("SC4001E0", "edf-SC4001E0", {}, expected))
+    assert received.start.t_utc == SC4001_START.replace(tzinfo=AMSTERDAM)
