@@ -24,6 +24,7 @@ from ingestors.live_edf.channels import choose_channels
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker
 from tests.ingestors._contract import Sent, check_session
+from tests.ingestors._edf_files import RawSignal, write_raw
 from tests.ingestors._live_edf_data import GrowingCopy, synth_ecg
 from tests.ingestors._psg_data import digitise, night_stages, read_back, stage_eeg, write_psg
 from tests.ingestors._topics import read_topics
@@ -183,3 +184,27 @@ def test_the_edf_live_command_takes_eeg_channels(
     records = asyncio.run(read_topics(settings))
     check_session(records, sent(psg_file, "psg-night-3",
                                 {"Fpz-Cz": "EEG Fpz-Cz", "EEG O2-M1": "EEG O2-M1"}))
+
+
+def test_a_bdf_psg_file_sends_its_24_bit_samples_as_float32(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings = settings_for(broker)
+    rng = np.random.default_rng(21)
+    digital = {label: rng.integers(-8_388_608, 8_388_608, 20 * 256)
+               for label in ("EEG Fpz-Cz", "EEG Pz-Oz")}
+    src = write_raw(tmp_path / "psg.bdf", [
+        RawSignal(label.encode(), b"uV", "-838.861", "838.8607", -8_388_608, 8_388_607, 256, d)
+        for label, d in digital.items()], bdf=True, start=START)
+
+    async def scenario():
+        report = await ingest_edf_live(src, "subject-1", "psg-bdf", settings, time_zone=ZONE,
+                                       poll_s=0.05, idle_s=0.5, progress=False)
+        return report, await read_topics(settings)
+
+    report, records = asyncio.run(scenario())
+    gain = (838.8607 + 838.861) / (2 * 8_388_608 - 1)
+    spec = RegularSpec(256.0, gain, gain * (838.8607 / gain - 8_388_607))
+    received = check_session(records, Sent("subject-1", "psg-bdf", {}, {
+        "Fpz-Cz": (digital["EEG Fpz-Cz"], 0, spec), "Pz-Oz": (digital["EEG Pz-Oz"], 0, spec)}))
+    assert report.status.records == 20
+    assert {c.dtype for chunks in received.chunks.values() for c in chunks} == {"<f4"}
