@@ -42,7 +42,7 @@ from ingestors.edf import EdfChannel, EdfRecording, as_timezone, read_edf, resol
 from ingestors.edf_decode import EdfDecoder
 from ingestors.errors import DataFormatError, DataQualityWarning, format_problem
 from ingestors.hypnogram_io import SLEEP_EDF_TZ, read_edf_hypnogram, read_nsrr_xml
-from ingestors.psg_channels import FileChannel, choose_eeg, eeg_samples, eeg_spec
+from ingestors.psg_channels import EegChoice, FileChannel, choose_eeg, eeg_samples, eeg_spec
 from ingestors.types import EPOCH_S, Hypnogram
 from models.stages import Stage
 
@@ -251,6 +251,22 @@ def _hypnogram(pair: PsgPair, rec: EdfRecording, zone: str) -> Hypnogram:
     return hyp
 
 
+def _read_eeg(pair: PsgPair, eeg: Sequence[str] | None, zone: str,
+              ) -> tuple[EdfRecording, EegChoice, list[RegularStream]]:
+    """Read the chosen EEG (as recorded samples) and the channels reported as not sent."""
+    channels, calibration = _channels(pair.psg)
+    choice = choose_eeg(pair.psg, channels, eeg)
+    labels = [c.label for _, c in choice.eeg] + [c.label for c, _ in choice.unsent]
+    rec = read_edf(pair.psg, labels, tz=zone)
+    wide = rec.file_type.startswith("BDF")
+    streams = []
+    for sent, ch in choice.eeg:
+        data = _by_label(rec, ch.label).data
+        raw = eeg_samples(pair.psg, ch.label, data, *calibration[ch.label], wide=wide)
+        streams.append(RegularStream(sent, eeg_spec(ch, *calibration[ch.label]), raw))
+    return rec, choice, streams
+
+
 def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
               crop_min: float | None = CROP_WAKE_MIN, time_zone: str | None = None,
               ) -> ReplayNight:
@@ -264,8 +280,8 @@ def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
         EEG channels by label or canonical name (``"Fpz-Cz"``, ``"C3-M2"``); default every
         EEG channel at >= 100 Hz in volts.
     crop_min : float or None
-        Minutes of wake kept around the sleep period (default 30, as the psg models were
-        trained); None: the whole scored recording.
+        Minutes of wake kept around the sleep period, in whole 30-s epochs (default 30, as
+        the psg models were trained); None: the whole scored recording.
     time_zone : str, optional
         IANA zone of the recorder's clock; default Europe/Amsterdam for Sleep-EDF, UTC for
         NSRR (whose files keep the clock time but not the date).
@@ -284,16 +300,7 @@ def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
         raise ValueError(msg)
     zone = time_zone or (str(SLEEP_EDF_TZ) if pair.kind == "sleep-edf" else "UTC")
     as_timezone(zone, "time_zone")
-    channels, calibration = _channels(pair.psg)
-    choice = choose_eeg(pair.psg, channels, eeg)
-    labels = [c.label for _, c in choice.eeg] + [c.label for c, _ in choice.unsent]
-    rec = read_edf(pair.psg, labels, tz=zone)
-    wide = rec.file_type.startswith("BDF")
-    streams = []
-    for sent, ch in choice.eeg:
-        data = _by_label(rec, ch.label).data
-        raw = eeg_samples(pair.psg, ch.label, data, *calibration[ch.label], wide=wide)
-        streams.append(RegularStream(sent, eeg_spec(ch, *calibration[ch.label]), raw))
+    rec, choice, streams = _read_eeg(pair, eeg, zone)
     hyp = _hypnogram(pair, rec, zone)
     lead_s = (rec.start - hyp.start).total_seconds()
     end_s = lead_s + min(s.raw.size / s.spec.rate_hz for s in streams)
