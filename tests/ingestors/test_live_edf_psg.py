@@ -157,6 +157,10 @@ def test_channel_choice_of_a_psg_file_and_its_errors(psg_file: Path) -> None:
         choose_channels(follower, eeg=["EEG Cz-Oz"])
     with pytest.raises(ValueError, match=r"no channel 'Pz-Oz' \(asked for as EEG\)"):
         choose_channels(follower, eeg=["Pz-Oz"])
+    unreachable = StreamSettings(broker="kafka://127.0.0.1:9")
+    with pytest.raises(ValueError, match="too long for the source ids of its EEG channels"):
+        asyncio.run(ingest_edf_live(psg_file, "subject-1", "s" * 126, unreachable,
+                                    time_zone=ZONE, progress=False))
 
 
 def test_the_edf_live_command_takes_eeg_channels(
