@@ -222,7 +222,11 @@ def test_unknown_channels_and_mixed_families_are_refused(night: Path) -> None:
 
 
 def test_a_file_without_known_channels_says_what_to_pass(tmp_path: Path) -> None:
-    eeg = [(signal_header("EEG Fpz-Cz", 100, "uV", -200, 200), np.zeros(100 * 5))]
-    follower = EdfFollower(write_edf(tmp_path / "eeg.edf", eeg, START))
-    with pytest.raises(ValueError, match=r"eeg\.edf: no ECG, heart rate or 3-axis.*--ecg"):
+    # EEG makes a psg session now (tests/ingestors/test_live_edf_psg.py); respiration and
+    # an EEG below the front-end's 100 Hz are nothing a session can send
+    resp = [(signal_header("Resp chest", 25, "uV", -200, 200), np.zeros(25 * 5)),
+            (signal_header("EEG Fpz-Cz", 50, "uV", -200, 200), np.zeros(50 * 5))]
+    follower = EdfFollower(write_edf(tmp_path / "resp.edf", resp, START))
+    with pytest.raises(ValueError, match=r"resp\.edf: no EEG, ECG, heart rate or 3-axis.*"
+                                         r"--eeg, --ecg"):
         choose_channels(follower)
