@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.evaluation.night_stats import night_stats_from_stages
-from models.features import FEATURE_VERSION, feature_names
+from models.features import feature_names, feature_version
 from models.runtime import OnnxModel, load_model, validate_card
 from models.stages import CLASS_NAMES, class_stages, n_classes
 from stream.engine import EPOCH_S, ClosedEpoch, Session
@@ -76,9 +76,9 @@ class FamilyModels:
         names = feature_names(self.family)
         self.causal = load_model(f"{self.family}-causal", self.weights_dir)
         self.offline = load_model(f"{self.family}-offline", self.weights_dir)
-        validate_card(self.causal.card, names, FEATURE_VERSION, EPOCH_S,
-                      self.causal.card.context_epochs)
-        validate_card(self.offline.card, names, FEATURE_VERSION, EPOCH_S, None)
+        version = feature_version(self.family)
+        validate_card(self.causal.card, names, version, EPOCH_S, self.causal.card.context_epochs)
+        validate_card(self.offline.card, names, version, EPOCH_S, None)
         self.context_epochs = int(self.causal.card.context_epochs or 25)
 
     def stage_causal(
