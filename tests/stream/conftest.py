@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         pytest.skip(f"no embedded broker: {err}")
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def psg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with psg-causal and psg-offline exported by the real export code.
+
+    Untrained (see tests/stream/_psg.py): the shipped psg models come from training.
+    """
+    from tests.stream._psg import export_psg_models
+
+    return export_psg_models(tmp_path_factory.mktemp("psg-weights"))
