@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 import torch
+from aiokafka import AIOKafkaProducer
 from numpy.typing import NDArray
 
 from models.card import ChannelSet
@@ -31,6 +32,7 @@ from models.nets import build_net
 from models.nets._layers import ClassifierHead
 from stream.eeg_assembly import EegSignal
 from stream.schemas import SampleChunk, SessionEvent
+from stream.settings import StreamSettings
 
 T0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
 EEG_SET = ChannelSet(modality="eeg", trained_on=("EEG Fpz-Cz", "EEG Pz-Oz"),
@@ -210,3 +212,30 @@ def clip_night(subject_id: str, digital: NDArray[np.int16], n_epochs: int | None
     ch = EegChannelData("EEG Pz-Oz", 100.0, np.ascontiguousarray(digital[: n * 3000]),
                         1.0 / CLIP_PER_UV, -CLIP_OFFSET / CLIP_PER_UV)
     return EegNight(subject_id, f"{subject_id}-n1", n, [ch])
+
+
+async def send_nights(settings: StreamSettings, nights: Sequence[EegNight],
+                      span_s: float = 30.0) -> int:
+    """Publish the nights' starts, chunks (time-interleaved across nights) and ends.
+
+    As a replay does, as fast as possible: every message keyed by its subject. Returns the
+    number of messages.
+    """
+    messages: list[tuple[float, int, str, SessionEvent | SampleChunk]] = []
+    for i, night in enumerate(nights):
+        chunks = night.chunks(span_s)
+        messages.append((-1.0, i, "sessions", night.start_event()))
+        messages += [(c.sample0 / (c.rate_hz or 1.0), i, "samples", c) for c in chunks]
+        messages.append((night.n_epochs * 30.0, i, "sessions", night.end_event(chunks)))
+    messages.sort(key=lambda m: (m[0], m[1]))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, enable_idempotence=True,
+                                linger_ms=5, max_request_size=8 << 20)
+    await producer.start()
+    try:
+        for _, _, topic, payload in messages:
+            await producer.send(settings.topic(topic), payload.model_dump_json().encode(),
+                                key=payload.subject_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +27,17 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="session")
 def psg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder with psg-causal and psg-offline exported by the real export code.
+    """A weights folder: the shipped models, and psg-causal and psg-offline exported by the
+    real export code.
 
-    Untrained (see tests/stream/_psg.py): the shipped psg models come from training.
+    The psg models are untrained (see tests/stream/_psg.py): the shipped psg models come
+    from training.
     """
+    from models.runtime import default_weights_dir
     from tests.stream._psg import export_psg_models
 
-    return export_psg_models(tmp_path_factory.mktemp("psg-weights"))
+    folder = tmp_path_factory.mktemp("psg-weights")
+    for path in default_weights_dir().glob("*-*.*"):
+        if path.suffix in (".onnx", ".json"):
+            shutil.copy(path, folder / path.name)
+    return export_psg_models(folder)
