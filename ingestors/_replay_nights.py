@@ -11,6 +11,9 @@ epoch count and flags, so the stream computes the same feature rows as the batch
 * SLPDB mirrors :func:`training.datasets.slpdb.night_from_slpdb`: RR intervals at the
   beats ending them with their beat types, start at the record start, epochs covering the
   whole record and the scoring.
+* PSG recordings (:mod:`ingestors.psg_replay`) carry their EEG channels as
+  :class:`RegularStream` s: the raw samples as recorded with each channel's calibration and
+  rate, placed by sample index on the session's grid, exactly as the chunks carry them.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from os import PathLike
 from types import MappingProxyType
-from typing import Final, Literal, NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ingestors.base.regular import RawSamples, RegularSpec, check_raw
 from ingestors.errors import DataQualityWarning
 from ingestors.sleep_accel import SleepAccelNight, list_subjects, read_subject
 from ingestors.slpdb import SLPDB_TIMEZONE, SlpdbRecord, list_records, read_record
@@ -35,11 +39,13 @@ from ingestors.types import EPOCH_S, NOMINAL_START, require_aware
 from models.features.hrv import BEAT_CODES
 from models.stages import Stage
 from stream.schemas.base import ID_PATTERN
-from stream.schemas.session import MODALITIES, Modality
+from stream.schemas.session import MODALITIES, Family, Modality
 
 __all__ = [
+    "RegularStream",
     "ReplayNight",
     "ReplayStream",
+    "UnsentChannel",
     "beat_symbols",
     "sleep_accel_night",
     "sleep_accel_nights",
@@ -47,13 +53,13 @@ __all__ = [
     "slpdb_nights",
 ]
 
-Family = Literal["wearable", "cardio"]
 #: AAMI class letter of each beat code of :data:`models.features.hrv.BEAT_CODES`.
 _CLASS_LETTERS: Final = ("N", "S", "V", "F", "Q")
 #: What a family's device announces when the night has no samples at all.
 _DEFAULT_MODALITIES: Final[dict[str, tuple[Modality, ...]]] = {
     "wearable": ("heart_rate", "activity_counts"),
     "cardio": ("rr",),
+    "psg": ("eeg",),
 }
 _ID_RE: Final = re.compile(ID_PATTERN)
 
@@ -77,6 +83,68 @@ class ReplayStream(NamedTuple):
     beat_types: tuple[str, ...] | None = None
 
 
+class RegularStream(NamedTuple):
+    """One EEG channel of a night: raw samples as recorded, placed and calibrated.
+
+    Attributes
+    ----------
+    channel : str
+        The label sent (``SampleChunk.channel``).
+    spec : RegularSpec
+        Rate and calibration: sample ``sample0 + i`` is at ``(sample0 + i) / rate_hz`` s
+        after the night's ``start``, its value ``raw[i] * scale + offset`` uV.
+    raw : ndarray of int16 or float32, shape (n,)
+        EDF digital values (int16; float32 for 24-bit BDF).
+    sample0 : int
+        Index of ``raw[0]`` on the channel's grid from the night's start (>= 0).
+    """
+
+    channel: str
+    spec: RegularSpec
+    raw: RawSamples
+    sample0: int = 0
+
+    def times_s(self) -> NDArray[np.float64]:
+        """Sample times in s since the night's start, as a chunk gives them."""
+        return (self.sample0 + np.arange(self.raw.size, dtype=np.float64)) / self.spec.rate_hz
+
+    def physical(self) -> NDArray[np.float64]:
+        """Samples in uV, computed as the worker computes them from the chunks."""
+        return self.spec.physical(self.raw)
+
+
+class UnsentChannel(NamedTuple):
+    """A channel of a recording that was read but is not sent (reported to the user).
+
+    Attributes
+    ----------
+    label : str
+        The label in the file.
+    kind : str
+        ``"EOG"``, ``"EMG"``, ``"ECG"``, ``"EEG"`` (not chosen or unusable) ...
+    rate_hz : float
+        Sampling rate.
+    unit : str
+        Physical unit in the file.
+    duration_s : float
+        Seconds of signal read.
+    reason : str
+        Why it is not sent.
+    """
+
+    label: str
+    kind: str
+    rate_hz: float
+    unit: str
+    duration_s: float
+    reason: str
+
+    def text(self) -> str:
+        """``"EOG horizontal (EOG, 100 Hz, uV): not sent: no model uses EOG yet"``."""
+        return (f"{self.label} ({self.kind}, {self.rate_hz:g} Hz, {self.unit or 'no unit'}, "
+                f"{self.duration_s / 3600:.1f} h read): not sent: {self.reason}")
+
+
 @dataclass(frozen=True, eq=False)
 class ReplayNight:
     """One recorded night, ready to be planned and replayed.
@@ -85,7 +153,7 @@ class ReplayNight:
     ----------
     subject_id, session_id : str
         Message key and session; both must match :data:`stream.schemas.base.ID_PATTERN`.
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         Which model family stages it.
     modalities : tuple of str
         What the start event announces; includes every key of ``streams``.
@@ -103,6 +171,11 @@ class ReplayNight:
         Expert :class:`~models.stages.Stage` per epoch, for comparing with the stream's stages.
     device : str
         ``"replay:<dataset>"``.
+    eeg : tuple of RegularStream
+        The EEG channels sent (``psg``), in order; given exactly when ``modalities`` holds
+        ``"eeg"``.
+    unsent : tuple of UnsentChannel
+        Channels read but not sent (EOG, EMG, ...), for the replay's report.
     """
 
     subject_id: str
@@ -116,6 +189,8 @@ class ReplayNight:
     streams: Mapping[Modality, ReplayStream] = field(default_factory=dict, repr=False)
     labels: NDArray[np.int8] | None = field(default=None, repr=False)
     device: str = "replay"
+    eeg: tuple[RegularStream, ...] = field(default=(), repr=False)
+    unsent: tuple[UnsentChannel, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         for name in ("subject_id", "session_id"):
@@ -141,7 +216,13 @@ class ReplayNight:
             msg = (f"ReplayNight {self.session_id}: `labels` must have shape "
                    f"({self.n_epochs},); got {self.labels.shape}")
             raise ValueError(msg)
+        if "eeg" in streams:
+            msg = (f"ReplayNight {self.session_id}: EEG goes in `eeg` (one RegularStream per "
+                   "channel), not in `streams`")
+            raise ValueError(msg)
         object.__setattr__(self, "streams", MappingProxyType(streams))
+        object.__setattr__(self, "eeg", _checked_eeg(self.session_id, self.modalities,
+                                                     self.eeg))
 
     @property
     def duration_s(self) -> float:
@@ -149,9 +230,39 @@ class ReplayNight:
         return self.n_epochs * EPOCH_S
 
     @property
+    def channels(self) -> tuple[str, ...]:
+        """Labels of the EEG channels sent."""
+        return tuple(s.channel for s in self.eeg)
+
+    @property
     def n_samples(self) -> int:
-        """Samples over all streams."""
-        return sum(len(s.t_s) for s in self.streams.values())
+        """Samples over all streams and EEG channels."""
+        return sum(len(s.t_s) for s in self.streams.values()) + \
+            sum(s.raw.size for s in self.eeg)
+
+
+def _checked_eeg(session: str, modalities: tuple[Modality, ...],
+                 eeg: tuple[RegularStream, ...]) -> tuple[RegularStream, ...]:
+    """Validate the EEG channels: given exactly with ``eeg``, unique labels, usable data."""
+    eeg = tuple(eeg)
+    if ("eeg" in modalities) != bool(eeg):
+        msg = (f"ReplayNight {session}: give EEG channels in `eeg` exactly when `modalities` "
+               f"holds 'eeg'; got modalities {modalities} and {len(eeg)} EEG channels")
+        raise ValueError(msg)
+    labels = [s.channel for s in eeg]
+    if len(set(labels)) != len(labels):
+        msg = f"ReplayNight {session}: EEG channel labels must be unique; got {labels}"
+        raise ValueError(msg)
+    out = []
+    for s in eeg:
+        what = f"ReplayNight {session}, EEG {s.channel!r}"
+        if isinstance(s.sample0, bool) or not isinstance(s.sample0, int | np.integer) \
+                or s.sample0 < 0:
+            msg = f"{what}: `sample0` must be an int >= 0; got {s.sample0!r}"
+            raise ValueError(msg)
+        out.append(RegularStream(s.channel, RegularSpec(*map(float, s.spec)).check(what),
+                                 check_raw(s.raw, what), int(s.sample0)))
+    return tuple(out)
 
 
 def _checked_stream(session: str, modality: str, stream: ReplayStream) -> ReplayStream:
@@ -211,7 +322,8 @@ def beat_symbols(beat_types: Iterable[str | int] | NDArray[np.generic]) -> tuple
     return tuple(_CLASS_LETTERS[int(c)] for c in codes)
 
 
-def _modalities(family: Family, streams: Mapping[Modality, ReplayStream]) -> tuple[Modality, ...]:
+def _modalities(family: Family, streams: Mapping[Modality, ReplayStream],
+                ) -> tuple[Modality, ...]:
     return tuple(streams) if streams else _DEFAULT_MODALITIES[family]
 
 

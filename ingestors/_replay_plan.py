@@ -7,10 +7,13 @@ live device would have its samples. Samples before the start form one
 cell sent at the start; samples at or after the session end are dropped, as the batch
 features ignore them. Every chunk has ``t0_utc`` = session start and ``offsets_s`` = the
 original sample times, so ``chunk.times_s(start)`` gives back the original float64 times.
+EEG channels are cut on the same grid by sample index (:mod:`ingestors.base.regular`) into
+compact chunks of their raw samples, one source per channel.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ingestors._replay_nights import ReplayNight, ReplayStream
+from ingestors._replay_nights import RegularStream, ReplayNight, ReplayStream
 from ingestors.base.grid import (
     DEFAULT_MAX_SAMPLES,
     DEFAULT_SPANS,
@@ -30,6 +33,7 @@ from ingestors.base.grid import (
     grid_cells,
     split,
 )
+from ingestors.base.regular import RegularPiece, regular_pieces
 from ingestors.base.session import SessionInfo
 from ingestors.errors import DataQualityWarning
 from ingestors.types import require_aware
@@ -62,7 +66,10 @@ class ChunkSlot(NamedTuple):
     seq : int
         Sequence number within the stream's source, from 0.
     i0, i1 : int
-        The chunk holds samples ``i0:i1`` of the plan's stream.
+        The chunk holds samples ``i0:i1`` of the plan's stream (of the EEG channel's raw
+        samples).
+    channel : str or None
+        The EEG channel (``eeg`` only).
     """
 
     send_s: float
@@ -70,6 +77,7 @@ class ChunkSlot(NamedTuple):
     seq: int
     i0: int
     i1: int
+    channel: str | None = None
 
 
 class PlannedMessage(NamedTuple):
@@ -94,6 +102,8 @@ class NightPlan:
     streams : mapping of str to ReplayStream
         The samples that are sent (the night's, less those at or after the end and those
         whose values are not finite).
+    eeg : tuple of RegularStream
+        The EEG channels' samples that are sent (those before the end).
     slots : tuple of ChunkSlot
         The chunks, sorted by ``(send_s, modality, seq)``.
     start_event, end_event : SessionEvent
@@ -103,6 +113,7 @@ class NightPlan:
     night: ReplayNight
     info: SessionInfo
     streams: Mapping[Modality, ReplayStream]
+    eeg: tuple[RegularStream, ...]
     slots: tuple[ChunkSlot, ...]
     start_event: SessionEvent
     end_event: SessionEvent
@@ -130,14 +141,19 @@ class NightPlan:
     @property
     def n_samples(self) -> int:
         """Samples sent over all chunks."""
-        return sum(len(s.t_s) for s in self.streams.values())
+        return sum(len(s.t_s) for s in self.streams.values()) + \
+            sum(s.raw.size for s in self.eeg)
 
-    def source_id(self, modality: Modality) -> str:
-        """Source id of a modality's stream: ``<session_id>-<modality>``."""
-        return self.info.source_id(modality)
+    def source_id(self, modality: Modality, channel: str | None = None) -> str:
+        """Source id of a stream (:meth:`SessionInfo.source_id`)."""
+        return self.info.source_id(modality, channel)
 
     def chunk(self, slot: ChunkSlot) -> SampleChunk:
         """Build the chunk of one slot."""
+        if slot.channel is not None:
+            ch = next(c for c in self.eeg if c.channel == slot.channel)
+            piece = RegularPiece(ch.sample0 + slot.i0, ch.raw[slot.i0:slot.i1])
+            return self.info.regular_chunk(ch.channel, slot.seq, piece, ch.spec)
         t, v, types = self.streams[slot.modality]
         i0, i1 = slot.i0, slot.i1
         return self.info.chunk(slot.modality, slot.seq, t[i0:i1], v[i0:i1],
@@ -209,16 +225,24 @@ def plan_night(
         live = anchor == "now" and speed == 1.0
     end_s = night.duration_s
     streams = {m: _sendable(night.session_id, m, s, end_s) for m, s in night.streams.items()}
+    eeg = tuple(_before_end(c, end_s) for c in night.eeg)
     slots = [slot for m, s in streams.items()
              for slot in _slots(m, s.t_s, span_of[m], end_s, max_samples)]
+    slots += [slot for c in eeg for slot in _regular_slots(c, span_of["eeg"], end_s,
+                                                             max_samples)]
     order = {m: i for i, m in enumerate(night.modalities)}
-    slots.sort(key=lambda s: (s.send_s, order[s.modality], s.seq))
+    channel_order = {c: i for i, c in enumerate(night.channels)}
+    slots.sort(key=lambda s: (s.send_s, order[s.modality],
+                              -1 if s.channel is None else channel_order[s.channel], s.seq))
     info = SessionInfo(night.subject_id, night.session_id, night.device, night.family,
-                       night.modalities, night.time_zone, start, night.start_is_nominal, live)
-    final = {info.source_id(m): max(s.seq for s in slots if s.modality == m)
-             for m in streams if any(s.modality == m for s in slots)}
+                       night.modalities, night.time_zone, start, night.start_is_nominal, live,
+                       night.channels)
+    final: dict[str, int] = {}
+    for slot in slots:
+        source = info.source_id(slot.modality, slot.channel)
+        final[source] = max(final.get(source, -1), slot.seq)
     return NightPlan(
-        night, info, MappingProxyType(streams), tuple(slots), info.event("start", start),
+        night, info, MappingProxyType(streams), eeg, tuple(slots), info.event("start", start),
         info.event("end", start + timedelta(seconds=end_s), final),
     )
 
@@ -277,3 +301,21 @@ def _slots(modality: Modality, t: NDArray[np.float64], span: float, end_s: float
         for i0, i1 in split(a, b, max_samples):
             yield ChunkSlot(send_s, modality, seq, i0, i1)
             seq += 1
+
+
+def _before_end(channel: RegularStream, end_s: float) -> RegularStream:
+    """The channel's samples before the session end (the batch features use no others)."""
+    last = math.ceil(end_s * channel.spec.rate_hz)  # samples k < end_s * rate
+    n = min(max(last - channel.sample0, 0), channel.raw.size)
+    return channel._replace(raw=channel.raw[:n])
+
+
+def _regular_slots(channel: RegularStream, span: float, end_s: float,
+                   max_samples: int) -> Iterator[ChunkSlot]:
+    """The chunks of one EEG channel on its grid by sample index, numbered from 0."""
+    rate = channel.spec.rate_hz
+    for seq, (cell, a, b) in enumerate(regular_pieces(channel.sample0, channel.raw.size, rate,
+                                                      span, max_samples)):
+        last_s = (channel.sample0 + b - 1) / rate
+        yield ChunkSlot(min(max((cell + 1.0) * span, last_s), end_s), "eeg", seq, a, b,
+                        channel.channel)

@@ -9,6 +9,9 @@ time and optionally paced by the wall clock::
 
     nights = sleep_accel_nights("sleep-accel-walch-cropped/cropped")
     report = run_replay(nights, StreamSettings(), speed=60.0)  # one hour per minute
+
+PSG recordings (:func:`psg_nights`, :mod:`ingestors.psg_replay`) send their EEG channels as
+compact chunks of the recorded samples, one source per channel.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from typing import Any, Final
 from rich.progress import Progress, TaskID
 
 from ingestors._replay_nights import (
+    RegularStream,
     ReplayNight,
     ReplayStream,
+    UnsentChannel,
     beat_symbols,
     sleep_accel_night,
     sleep_accel_nights,
@@ -55,13 +60,15 @@ from ingestors.base import (
     Topics,
 )
 from ingestors.base import producer_factory as _kafka_factory
+from ingestors.psg_replay import PsgPair, describe_night, pair_recordings, psg_night, psg_nights
 from stream.schemas.samples import SampleChunk
 from stream.settings import StreamSettings
 
 __all__ = [
     "DEFAULT_MAX_SAMPLES", "DEFAULT_SPANS", "Anchor", "ChunkSlot", "NightPlan",
-    "PlannedMessage", "ReplayError", "ReplayNight", "ReplayReport", "ReplayStream",
-    "beat_symbols", "plan_night", "replay", "run_replay", "sleep_accel_night",
+    "PlannedMessage", "PsgPair", "RegularStream", "ReplayError", "ReplayNight", "ReplayReport",
+    "ReplayStream", "UnsentChannel", "beat_symbols", "describe_night", "pair_recordings",
+    "plan_night", "psg_night", "psg_nights", "replay", "run_replay", "sleep_accel_night",
     "sleep_accel_nights", "slpdb_night", "slpdb_nights",
 ]
 
@@ -217,7 +224,7 @@ async def replay(
     Parameters
     ----------
     nights : iterable of ReplayNight
-        What to replay (:func:`sleep_accel_nights`, :func:`slpdb_nights`).
+        What to replay (:func:`sleep_accel_nights`, :func:`slpdb_nights`, :func:`psg_nights`).
     settings : StreamSettings, optional
         Broker and topic names; default read from the environment (``SLEEPSTREAM_*``).
     speed : float, optional

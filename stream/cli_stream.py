@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-Dataset = Literal["sleep-accel", "slpdb"]
+Dataset = Literal["sleep-accel", "slpdb", "edf"]
 
 
 def _speed(text: str) -> float | None:
@@ -39,15 +39,38 @@ def _speed(text: str) -> float | None:
     return value
 
 
-def _nights(dataset: str, path: Path, subjects: str | None) -> tuple[ReplayNight, ...]:
-    from ingestors.replay import sleep_accel_nights, slpdb_nights
+def _list(text: str | None) -> tuple[str, ...] | None:
+    """``"A, B"`` -> ``("A", "B")``; None stays None."""
+    return tuple(s.strip() for s in text.split(",") if s.strip()) if text else None
 
-    chosen = tuple(s.strip() for s in subjects.split(",") if s.strip()) if subjects else None
+
+def _crop(text: str) -> float | None:
+    """``--crop``: minutes of wake kept around the sleep period, or ``none``."""
+    if text.strip().lower() in ("none", "off", "no"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        msg = f"--crop must be minutes >= 0 (30 = sleep period +- 30 min) or 'none'; got {text!r}"
+        raise typer.BadParameter(msg)
+    return value
+
+
+def _nights(dataset: str, path: Path, subjects: str | None, *, eeg: str | None = None,
+            crop: str = "30", timezone: str | None = None) -> tuple[ReplayNight, ...]:
+    from ingestors.replay import psg_nights, sleep_accel_nights, slpdb_nights
+
+    chosen = _list(subjects)
     if dataset == "sleep-accel":
         return sleep_accel_nights(path, chosen)
     if dataset == "slpdb":
         return slpdb_nights(path, chosen)
-    msg = f"dataset must be 'sleep-accel' or 'slpdb'; got {dataset!r}"
+    if dataset == "edf":
+        return psg_nights(path, chosen, eeg=_list(eeg), crop_min=_crop(crop),
+                          time_zone=timezone)
+    msg = f"dataset must be 'sleep-accel', 'slpdb' or 'edf'; got {dataset!r}"
     raise typer.BadParameter(msg)
 
 
@@ -72,8 +95,8 @@ SpoolDir = Annotated[Path | None, typer.Option(
     "there by earlier runs are sent too.")]
 SpoolMaxMb = Annotated[float | None, typer.Option(
     help="Most MB one session's spool holds while the broker is unreachable before the "
-    "ingestor stops (default: SLEEPSTREAM_SPOOL_MAX_MB, 256 = 24 h of 32-Hz "
-    "acceleration).")]
+    "ingestor stops (default: SLEEPSTREAM_SPOOL_MAX_MB, 512 = 24 h of 6 EEG channels at "
+    "256 Hz).")]
 
 
 def _quiet_kafka_client() -> None:
@@ -88,33 +111,58 @@ def _quiet_kafka_client() -> None:
 
 
 def replay_cmd(
-    dataset: Annotated[str, typer.Argument(help="sleep-accel or slpdb.")],
+    dataset: Annotated[str, typer.Argument(help="sleep-accel, slpdb or edf (PSG recordings "
+                                           "with their hypnograms).")],
     path: Annotated[Path, typer.Argument(help="The dataset folder.")],
     speed: Annotated[str, typer.Option(help="afap, realtime, or a factor (60 = 60x).")] = "afap",
-    subjects: Annotated[str | None, typer.Option(help="Comma-separated subjects.")] = None,
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subjects (edf: nights, "
+                                                 "or the start of their names).")] = None,
     anchor: Annotated[str, typer.Option(help="now: sessions start now; original: keep "
                                         "the recorded clock.")] = "now",
     broker: Annotated[str | None, typer.Option(help="kafka://host:port (default: "
                                                "SLEEPSTREAM_BROKER).")] = None,
+    eeg: Annotated[str | None, typer.Option(help="edf: EEG channels to send, by label "
+                                            "(e.g. Fpz-Cz,Pz-Oz or C3-M2); default every "
+                                            "EEG channel at >= 100 Hz.")] = None,
+    crop: Annotated[str | None, typer.Option(help="edf: minutes of wake kept before the first "
+                                             "and after the last sleep epoch, or 'none' for "
+                                             "the whole scored recording; default 30, the "
+                                             "sleep period +- 30 min that the psg models "
+                                             "were trained and evaluated on.")] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="edf: IANA zone of the "
+                                                 "recorders' clock (default Europe/Amsterdam "
+                                                 "for Sleep-EDF, UTC for NSRR).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and report the nights "
+                                          "(channels sent and not sent), send nothing.")] = False,
 ) -> None:
     """Replay a dataset onto the broker, one session per night, all nights in parallel.
 
-    While the broker is unreachable the replay waits and then sends on in order; it keeps
-    what waits in memory (no spool: the dataset is the durable copy, so an interrupted
-    replay is simply run again, and the worker drops what it already had).
+    edf: a folder of PSG recordings with their hypnograms (Sleep-EDF *-PSG.edf with
+    *-Hypnogram.edf, NSRR .edf with -nsrr.xml). Their EEG channels are sent as recorded
+    (compact, lossless); EOG, EMG and ECG are read and listed but not sent: no model uses
+    them yet. While the broker is unreachable the replay waits and then sends on in order;
+    it keeps what waits in memory (no spool: the dataset is the durable copy, so an
+    interrupted replay is simply run again, and the worker drops what it already had).
     """
-    from ingestors.errors import DataFormatError
-    from ingestors.replay import ReplayError, run_replay
+    from ingestors.replay import ReplayError, describe_night, run_replay
 
     if anchor not in ("now", "original"):
         msg = "--anchor must be 'now' or 'original'"
         raise typer.BadParameter(msg)
+    if dataset != "edf" and (eeg, crop, timezone) != (None, None, None):
+        msg = "--eeg, --crop and --timezone are options of the edf replay"
+        raise typer.BadParameter(msg)
     _quiet_kafka_client()
     try:
-        nights = _nights(dataset, path, subjects)
+        nights = _nights(dataset, path, subjects, eeg=eeg, crop=crop or "30",
+                         timezone=timezone)
+        if dataset == "edf":
+            typer.echo("\n".join(describe_night(n) for n in nights))
+        if dry_run:
+            return
         report = run_replay(nights, _settings(broker), speed=_speed(speed),
                             anchor=anchor)  # type: ignore[arg-type]
-    except (DataFormatError, FileNotFoundError, ReplayError) as err:
+    except (ValueError, FileNotFoundError, ReplayError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())
 
@@ -174,6 +222,10 @@ def edf_live_cmd(
                                             "its R peaks (cardio models).")] = None,
     acc: Annotated[str | None, typer.Option("--acc", help="Acceleration channels X,Y,Z (g, "
                                             "mg or m/s^2).")] = None,
+    eeg: Annotated[str | None, typer.Option("--eeg", help="EEG channels CH,CH (V, mV or uV, "
+                                            ">= 100 Hz): a psg session. Default when no "
+                                            "other channel is named: every EEG channel "
+                                            "recognised by label.")] = None,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the file.")] = 1.0,
     idle: Annotated[float, typer.Option(help="End the session once the file has not grown "
                                         "for this many seconds.")] = 60.0,
@@ -187,9 +239,11 @@ def edf_live_cmd(
 ) -> None:
     """Stream an EDF/EDF+ file that is still being recorded, as a live session.
 
-    Reads each data record once it is complete. An ECG channel gives RR intervals (cardio
-    models); heart rate and/or acceleration give a wearable session. Without --ecg, --hr
-    or --acc the channels are recognised by label. Chunks are spooled on disk before they
+    Reads each data record once it is complete. EEG channels give a psg session (their
+    samples sent as recorded; EOG, EMG, ECG and the rest listed, not sent: one session per
+    subject at a time); an ECG channel gives RR intervals (cardio models); heart rate
+    and/or acceleration give a wearable session. Without --eeg, --ecg, --hr or --acc the
+    channels are recognised by label, EEG first. Chunks are spooled on disk before they
     are sent: while the broker is unreachable the file is followed on and the backlog is
     sent once it is back; run the same --session again after a crash and the session
     resumes where the spool says. The session ends when the file stops growing for --idle
@@ -208,8 +262,8 @@ def edf_live_cmd(
     try:
         settings = _settings(broker, spool_dir=spool_dir, spool_max_mb=spool_max_mb)
         report = run_edf_live(path, subject, session_id, settings,
-                              time_zone=timezone, hr=hr, ecg=ecg, acc=axes, poll_s=poll,
-                              idle_s=idle, live=live)
+                              time_zone=timezone, hr=hr, ecg=ecg, acc=axes,
+                              eeg=_list(eeg), poll_s=poll, idle_s=idle, live=live)
     except (SendError, SpoolError, Abandoned, ValueError, FileNotFoundError) as err:
         raise _fail(err) from None
     typer.echo(report.summary())

@@ -238,11 +238,13 @@ class StreamSettings(BaseSettings):
         "ingestor restarts). None: $XDG_STATE_HOME/sleepstream/spool, else "
         "~/.local/state/sleepstream/spool.")
     spool_max_mb: float = Field(
-        default=256.0, gt=0,
+        default=512.0, gt=0,
         description="Most MB of messages one session's spool holds before the ingestor stops "
-        "with an error. The default holds 24 h of the largest live session: 3-axis "
-        "acceleration at 32 Hz as JSON is about 72 bytes per sample, 32 * 86,400 * 72 B = "
-        "199 MB, plus heart rate (about 6 MB a day), plus a quarter for longer numbers.")
+        "with an error. The default holds 24 h of the largest live session: a PSG with 6 EEG "
+        "channels at 256 Hz sends per channel and 5-s cell one compact chunk of 1,280 int16 "
+        "samples, 3.4 kB in base64 plus 0.4 kB of JSON, so 6 * 17,280 chunks a day * 3.83 kB "
+        "= 397 MB, plus a quarter for longer ids and rates. (3-axis acceleration at 32 Hz as "
+        "JSON, about 72 bytes per sample, is 199 MB a day.)")
     send_window: int = Field(
         default=500, ge=1, le=100_000,
         description="Most messages an ingestor has sent and not yet seen acknowledged.")

@@ -3,7 +3,8 @@
 * :mod:`~ingestors.base.session`: a session's identity and messages (start, chunks
   numbered per source, end with the final ``seq``) appended to an outbox.
 * :mod:`~ingestors.base.grid`: the 5-s grid that cuts streams into chunks, the same for a
-  replayed night and a live device.
+  replayed night and a live device; :mod:`~ingestors.base.regular` cuts regular high-rate
+  signals (EEG) on it by sample index, into compact chunks of raw samples.
 * :mod:`~ingestors.base.outbox` and :mod:`~ingestors.base.spool`: what waits for the
   broker, in memory (replays) or in a locked SQLite spool per session (live ingestors).
 * :mod:`~ingestors.base.sender`: sends an outbox in order with an idempotent producer,
@@ -23,6 +24,14 @@ from ingestors.base.grid import (
 )
 from ingestors.base.live import LiveOutlet, live_outlet
 from ingestors.base.outbox import Backlog, MemoryOutbox, Outbox, Row, Stored
+from ingestors.base.regular import (
+    RawSamples,
+    RegularChunker,
+    RegularPiece,
+    RegularSpec,
+    check_raw,
+    regular_pieces,
+)
 from ingestors.base.sender import (
     OutboxSender,
     Producer,
@@ -46,8 +55,9 @@ from ingestors.base.spool import (
 __all__ = [
     "DEFAULT_MAX_SAMPLES", "DEFAULT_SPANS", "Backlog", "GridChunker", "LiveOutlet",
     "LiveSession", "MemoryOutbox", "Outbox", "OutboxSender", "Piece", "Producer",
-    "ProducerFactory", "Row", "SendError", "SendStatus", "SessionInfo", "SessionSender",
-    "SpoolError", "SpoolFullError", "SpoolLockedError", "SpoolOutbox", "Stored", "Topics",
-    "check_max_samples", "grid_cells", "is_transient", "kafka_producer", "leftover_spools",
-    "live_outlet", "producer_factory", "spool_file", "split",
+    "ProducerFactory", "RawSamples", "RegularChunker", "RegularPiece", "RegularSpec", "Row",
+    "SendError", "SendStatus", "SessionInfo", "SessionSender", "SpoolError", "SpoolFullError",
+    "SpoolLockedError", "SpoolOutbox", "Stored", "Topics", "check_max_samples", "check_raw",
+    "grid_cells", "is_transient", "kafka_producer", "leftover_spools", "live_outlet",
+    "producer_factory", "regular_pieces", "spool_file", "split",
 ]

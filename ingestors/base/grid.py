@@ -28,10 +28,11 @@ F64 = NDArray[np.float64]
 
 #: Chunk span in s per modality: what a device would batch before sending.
 DEFAULT_SPANS: Final[Mapping[Modality, float]] = MappingProxyType({
-    "heart_rate": 5.0, "activity_counts": 15.0, "acceleration": 5.0, "rr": 5.0,
+    "heart_rate": 5.0, "activity_counts": 15.0, "acceleration": 5.0, "rr": 5.0, "eeg": 5.0,
 })
 #: Most samples per chunk: 5000 acceleration samples are about 0.4 MB of JSON, below
-#: Kafka's default 1 MB message limit (MAX_CHUNK_SAMPLES would be about 4 MB).
+#: Kafka's default 1 MB message limit (MAX_CHUNK_SAMPLES would be about 4 MB); 5000 compact
+#: EEG samples are 13 kB (a 5-s cell holds 5000 samples up to 1 kHz).
 DEFAULT_MAX_SAMPLES: Final = 5000
 
 

@@ -2,16 +2,20 @@
 
 A session is a start on the ``sessions`` topic, sample chunks on the ``samples`` topic and
 an end carrying the last ``seq`` of every source; all keyed by the subject id.
-:class:`SessionInfo` builds these messages (source ``<session_id>-<modality>``, chunks with
-``t0_utc`` = the session start and ``offsets_s`` = the sample times), :class:`SessionSender`
-numbers the chunks per source and appends everything to an outbox, and
-:class:`LiveSession` cuts growing streams into chunks on the grid
-(:class:`~ingestors.base.grid.GridChunker`) for the live ingestors.
+:class:`SessionInfo` builds these messages (source ``<session_id>-<modality>``, and one
+source per EEG channel, ``<session_id>-eeg-<channel>``; chunks with ``t0_utc`` = the session
+start and ``offsets_s`` = the sample times, or for EEG compact raw samples placed by
+``sample0`` at ``rate_hz``), :class:`SessionSender` numbers the chunks per source and appends
+everything to an outbox, and :class:`LiveSession` cuts growing streams into chunks on the
+grid (:class:`~ingestors.base.grid.GridChunker`,
+:class:`~ingestors.base.regular.RegularChunker`) for the live ingestors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -22,6 +26,7 @@ from numpy.typing import NDArray
 
 from ingestors.base.grid import DEFAULT_MAX_SAMPLES, DEFAULT_SPANS, GridChunker, Piece
 from ingestors.base.outbox import Outbox, Row
+from ingestors.base.regular import RawSamples, RegularChunker, RegularPiece, RegularSpec
 from stream.schemas.samples import UNITS, SampleChunk
 from stream.schemas.session import Family, Modality, SessionEvent
 from stream.settings import StreamSettings
@@ -32,6 +37,15 @@ _META_SESSION: Final = "session"
 _META_SEQS: Final = "seqs"
 _META_ENDED: Final = "ended"
 _META_PROGRESS: Final = "progress"
+#: Characters a channel label keeps in its source id; any other byte becomes ``_xx`` (hex).
+_KEPT: Final = re.compile(r"[A-Za-z0-9.:@-]")
+_MAX_ID: Final = 128  # stream.schemas.base.ID_PATTERN
+
+
+def _channel_key(channel: str) -> str:
+    """A channel label as id characters, one-to-one: ``"EEG(sec)"`` -> ``"EEG_28sec_29"``."""
+    return "".join(c if _KEPT.fullmatch(c) else "".join(f"_{b:02x}" for b in c.encode())
+                   for c in channel)
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,8 @@ class SessionInfo:
         The start is not a real clock time.
     live : bool
         Event time follows the wall clock (see :class:`~stream.schemas.session.SessionEvent`).
+    channels : tuple of str
+        The EEG channel labels, when the session sends ``eeg`` (one source each).
     """
 
     subject_id: str
@@ -67,17 +83,44 @@ class SessionInfo:
     start: datetime
     start_is_nominal: bool = False
     live: bool = True
+    channels: tuple[str, ...] = ()
 
     @classmethod
     def from_event(cls, event: SessionEvent) -> SessionInfo:
         """The identity a session start announces."""
         return cls(event.subject_id, event.session_id, event.device, event.family,
                    event.modalities, event.time_zone, event.t_utc, event.start_is_nominal,
-                   event.live)
+                   event.live, event.channels)
 
-    def source_id(self, modality: Modality) -> str:
-        """Source id of a modality's stream: ``<session_id>-<modality>``."""
-        return f"{self.session_id}-{modality}"
+    def source_id(self, modality: Modality, channel: str | None = None) -> str:
+        """Source id of a stream: the only place these ids are made.
+
+        ``<session_id>-<modality>``; for EEG one source per channel,
+        ``<session_id>-eeg-<channel>`` with the label's characters other than letters,
+        digits and ``.:@-`` written as ``_xx`` per UTF-8 byte (``"EEG Fpz-Cz"`` ->
+        ``"EEG_20Fpz-Cz"``), so that distinct labels never share an id. An id that would
+        exceed 128 characters ends in a hash of the label instead.
+
+        Raises
+        ------
+        ValueError
+            If ``channel`` is missing for ``eeg`` (or given for another modality), or the
+            session id is too long to leave room for any source suffix.
+        """
+        if (modality == "eeg") != (channel is not None):
+            msg = (f"session {self.session_id}: a source id names a channel exactly for eeg; "
+                   f"got modality {modality!r} with channel {channel!r}")
+            raise ValueError(msg)
+        if channel is None:
+            return f"{self.session_id}-{modality}"
+        sid = f"{self.session_id}-eeg-{_channel_key(channel)}"
+        if len(sid) > _MAX_ID:
+            sid = f"{self.session_id}-eeg-h{hashlib.sha256(channel.encode()).hexdigest()[:16]}"
+        if len(sid) > _MAX_ID:
+            msg = (f"session id {self.session_id!r} is too long for the source ids of its EEG "
+                   f"channels (at most {_MAX_ID} characters in all); use a shorter session id")
+            raise ValueError(msg)
+        return sid
 
     def event(self, kind: Literal["start", "end"], when: datetime,
               final_seq: Mapping[str, int] | None = None) -> SessionEvent:
@@ -86,7 +129,7 @@ class SessionInfo:
             event=kind, subject_id=self.subject_id, session_id=self.session_id,
             device=self.device, family=self.family, modalities=self.modalities,
             time_zone=self.time_zone, t_utc=when, start_is_nominal=self.start_is_nominal,
-            live=self.live, final_seq=dict(final_seq or {}),
+            live=self.live, channels=self.channels, final_seq=dict(final_seq or {}),
         )
 
     def chunk(self, modality: Modality, seq: int, t_s: NDArray[np.float64],
@@ -99,6 +142,20 @@ class SessionInfo:
             unit=UNITS[modality], t0_utc=self.start, offsets_s=tuple(t_s.tolist()),
             values=tuple(values.reshape(-1).tolist()),
             beat_types=None if beat_types is None else tuple(beat_types),
+        )
+
+    def regular_chunk(self, channel: str, seq: int, piece: RegularPiece,
+                      spec: RegularSpec) -> SampleChunk:
+        """A compact EEG chunk of one channel, with the channel's calibration.
+
+        Its raw samples start at index ``piece.sample0`` of the channel's grid from the
+        session start.
+        """
+        return SampleChunk.compact(
+            piece.raw, scale=spec.scale, offset=spec.offset, subject_id=self.subject_id,
+            session_id=self.session_id, source_id=self.source_id("eeg", channel), seq=seq,
+            modality="eeg", unit=UNITS["eeg"], t0_utc=self.start, rate_hz=spec.rate_hz,
+            sample0=piece.sample0, channel=channel,
         )
 
 
@@ -173,13 +230,13 @@ class SessionSender:
         self.outbox.append([self._row(event)], {_META_SESSION: event.model_dump_json()})
         self.started = True
 
-    def take_seq(self, modality: Modality) -> int | None:
-        """Take the ``seq`` of the modality's next chunk.
+    def take_seq(self, modality: Modality, channel: str | None = None) -> int | None:
+        """Take the ``seq`` of the next chunk of a modality (and EEG channel).
 
         Returns None when regenerating a chunk that was spooled before (the caller need
         not build it).
         """
-        source = self.info.source_id(modality)
+        source = self.info.source_id(modality, channel)
         seq = self._next.get(source, 0)
         self._next[source] = seq + 1
         return None if seq <= self.spooled.get(source, -1) else seq
@@ -198,12 +255,10 @@ class SessionSender:
         for chunk in chunks:
             source, seq = chunk.source_id, chunk.seq
             expected = self.spooled.get(source, -1) + 1
-            if (chunk.session_id, source, seq) != (self.info.session_id,
-                                                    self.info.source_id(chunk.modality),
-                                                    expected):
+            mine = self.info.source_id(chunk.modality, chunk.channel)
+            if (chunk.session_id, source, seq) != (self.info.session_id, mine, expected):
                 msg = (f"chunk {source}#{seq} of session {chunk.session_id} is not the next "
-                       f"chunk of session {self.info.session_id}: expected "
-                       f"{self.info.source_id(chunk.modality)}#{expected}")
+                       f"chunk of session {self.info.session_id}: expected {mine}#{expected}")
                 raise ValueError(msg)
             self.spooled[source] = seq
             self._next[source] = max(self._next.get(source, 0), seq + 1)
@@ -253,13 +308,19 @@ def _check_same(info: SessionInfo, spooled: SessionEvent, outbox: Outbox) -> Non
         raise ValueError(msg)
 
 
+#: A chunk to be: modality, EEG channel (or None), samples.
+_Pending = tuple[Modality, str | None, Piece | RegularPiece]
+
+
 class LiveSession:
     """A live session: growing streams cut on the grid, sent through a :class:`SessionSender`.
 
     The start is appended when the session is made. Add samples per modality
-    (:meth:`add`), then :meth:`advance` with each stream's watermark (the earliest time a
-    later sample may have) to append the chunks of the cells nothing can fall into any
-    more, and :meth:`finish` to append the rest and the end.
+    (:meth:`add`) and raw samples per EEG channel (:meth:`add_regular`), then
+    :meth:`advance` with each irregular stream's watermark (the earliest time a later sample
+    may have; a regular channel's is the index of its next sample) to append the chunks of
+    the cells nothing can fall into any more, in time order over all streams, and
+    :meth:`finish` to append the rest and the end.
 
     Parameters
     ----------
@@ -269,13 +330,30 @@ class LiveSession:
         Grid span in s per modality (default :data:`~ingestors.base.grid.DEFAULT_SPANS`).
     max_samples : int
         Most samples per chunk.
+    regular : mapping of str to RegularSpec, optional
+        Rate and calibration of each EEG channel of ``sender.info.channels``.
+
+    Raises
+    ------
+    ValueError
+        If ``regular`` does not give exactly the session's EEG channels.
     """
 
     def __init__(self, sender: SessionSender, spans: Mapping[Modality, float] | None = None,
-                 max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
+                 max_samples: int = DEFAULT_MAX_SAMPLES,
+                 regular: Mapping[str, RegularSpec] | None = None) -> None:
         spans = {**DEFAULT_SPANS, **(spans or {})}
+        info = sender.info
         self.sender = sender
-        self.chunkers = {m: GridChunker(spans[m], max_samples) for m in sender.info.modalities}
+        self.chunkers: dict[Modality, GridChunker] = {
+            m: GridChunker(spans[m], max_samples) for m in info.modalities if m != "eeg"}
+        self.specs = dict(regular or {})
+        if set(self.specs) != set(info.channels):
+            msg = (f"session {info.session_id}: give the rate and calibration of exactly its "
+                   f"EEG channels {list(info.channels)}; got {list(self.specs)}")
+            raise ValueError(msg)
+        self.regular = {ch: RegularChunker(spec.rate_hz, spans["eeg"], max_samples)
+                        for ch, spec in self.specs.items()}
         sender.start()
 
     @property
@@ -288,24 +366,50 @@ class LiveSession:
         """Add samples of one stream, in time order (acceleration values shape (n, 3))."""
         self.chunkers[modality].add(t_s, values, beat_types)
 
+    def add_regular(self, channel: str, sample0: int, raw: RawSamples) -> None:
+        """Add raw samples of an EEG channel from index ``sample0`` on.
+
+        See :meth:`RegularChunker.add <ingestors.base.regular.RegularChunker.add>`.
+        """
+        self.regular[channel].add(sample0, raw)
+
     def advance(self, watermarks: Mapping[Modality, float],
                 progress: Mapping[str, Any] | None = None) -> int:
         """Append the chunks of every cell before its stream's watermark; return how many."""
-        pieces = [(m, p) for m, wm in watermarks.items() for p in self.chunkers[m].ready(wm)]
+        pieces: list[_Pending] = [(m, None, p) for m, wm in watermarks.items()
+                                  for p in self.chunkers[m].ready(wm)]
+        pieces += [("eeg", ch, p) for ch, c in self.regular.items() for p in c.ready()]
         return self._put(pieces, progress)
 
     def finish(self, when: datetime, progress: Mapping[str, Any] | None = None,
                ) -> dict[str, int]:
         """Append every pending sample and the session end at ``when``; return final seqs."""
-        self._put([(m, p) for m, c in self.chunkers.items() for p in c.rest()], None)
+        pieces: list[_Pending] = [(m, None, p) for m, c in self.chunkers.items()
+                                  for p in c.rest()]
+        pieces += [("eeg", ch, p) for ch, c in self.regular.items() for p in c.rest()]
+        self._put(pieces, None)
         return self.sender.end(when, progress)
 
-    def _put(self, pieces: list[tuple[Modality, Piece]],
-             progress: Mapping[str, Any] | None) -> int:
+    def _time(self, pending: _Pending) -> float:
+        _, channel, piece = pending
+        if isinstance(piece, RegularPiece):
+            return piece.sample0 / self.specs[str(channel)].rate_hz
+        return float(piece.t_s[0])
+
+    def _put(self, pieces: list[_Pending], progress: Mapping[str, Any] | None) -> int:
+        # in time order over all streams: the worker's event time is the newest sample of
+        # any stream, so one stream's backlog sent ahead of another's would make that late
+        pieces.sort(key=self._time)
         chunks = []
-        for modality, (t, v, types) in pieces:
-            seq = self.sender.take_seq(modality)
-            if seq is not None:
-                chunks.append(self.info.chunk(modality, seq, t, v, types))
+        for modality, channel, piece in pieces:
+            seq = self.sender.take_seq(modality, channel)
+            if seq is None:
+                continue
+            if isinstance(piece, RegularPiece):
+                chunk = self.info.regular_chunk(str(channel), seq, piece,
+                                                self.specs[str(channel)])
+            else:
+                chunk = self.info.chunk(modality, seq, *piece)
+            chunks.append(chunk)
         self.sender.put(chunks, progress)
         return len(chunks)

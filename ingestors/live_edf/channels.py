@@ -1,12 +1,17 @@
 """Which channels of a followed EDF file feed which modality, in which unit.
 
-The user names the channels (:func:`choose_channels` ``hr=``, ``ecg=``, ``acc=``, by file
-label or canonical name); without any, the canonical names decide (``"ECG"``, else ``"HR"``
-with ``"AccX"``/``"AccY"``/``"AccZ"`` when all three are there, see
-:data:`~ingestors.live_edf.reader.LIVE_ALIASES`). The family follows: ECG -> ``cardio``
-(RR intervals from the R peaks); heart rate and/or acceleration -> ``wearable``. Each
-chosen channel's physical dimension is checked and converted: heart rate in bpm,
-acceleration in g (``mg`` and ``m/s^2`` converted), ECG in V, mV or uV.
+The user names the channels (:func:`choose_channels` ``eeg=``, ``hr=``, ``ecg=``, ``acc=``,
+by file label or canonical name); without any, the labels decide: EEG channels (``EEG
+Fpz-Cz``, ``C3-M2``, ``Cz``, see :func:`~ingestors.psg_channels.channel_kind`) make a
+``psg`` session of every EEG channel at >= 100 Hz, else the canonical names (``"ECG"``,
+else ``"HR"`` with ``"AccX"``/``"AccY"``/``"AccZ"`` when all three are there, see
+:data:`~ingestors.live_edf.reader.LIVE_ALIASES`) make a ``cardio`` (ECG -> RR intervals from
+the R peaks) or ``wearable`` (heart rate and/or acceleration) session. A subject has one
+session at a time in the worker, so a PSG file with EEG and ECG gives the psg session, and
+its EOG, EMG, ECG, heart rate and acceleration channels are reported as not sent
+(``--ecg`` instead makes the cardio session). Each chosen channel's physical dimension is
+checked and converted: EEG in V, mV or uV (folded into the calibration of its raw samples),
+heart rate in bpm, acceleration in g (``mg`` and ``m/s^2`` converted), ECG in V, mV or uV.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from ingestors._edf_header import norm_label
+from ingestors.base.regular import RegularSpec
 from ingestors.errors import DataFormatError, format_problem
 from ingestors.live_edf.reader import EdfFollower, LiveSignal
+from ingestors.psg_channels import FileChannel, channel_kind, choose_eeg, eeg_spec
+from models.features.eeg_spec import EEG_MIN_FS_HZ
 from stream.schemas.session import Modality
 
-__all__ = ["ChannelPlan", "Scaled", "choose_channels"]
+__all__ = ["ChannelPlan", "EegSignal", "Scaled", "choose_channels"]
 
 _G: Final = 9.80665
 #: Accepted physical dimensions (lower-case, no spaces, "²" as "^2") -> factor to the unit
@@ -45,12 +53,21 @@ class Scaled:
 
 
 @dataclass(frozen=True)
+class EegSignal:
+    """An EEG channel a psg session sends: the label sent, the signal, rate and calibration."""
+
+    label: str
+    signal: LiveSignal
+    spec: RegularSpec
+
+
+@dataclass(frozen=True)
 class ChannelPlan:
     """The channels a live EDF session reads.
 
     Attributes
     ----------
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         Which models stage the session.
     heart_rate : Scaled or None
         Heart rate channel (to bpm).
@@ -58,20 +75,33 @@ class ChannelPlan:
         X, Y, Z channels (to g), or empty.
     ecg : Scaled or None
         ECG channel (to mV), for RR intervals.
+    eeg : tuple of EegSignal
+        EEG channels (psg), sent as their raw samples with the calibration to uV.
+    unsent : tuple of str
+        Channels of the file that this session does not send, each with the reason.
     """
 
-    family: Literal["wearable", "cardio"]
+    family: Literal["wearable", "cardio", "psg"]
     heart_rate: Scaled | None = None
     acceleration: tuple[Scaled, ...] = ()
     ecg: Scaled | None = None
+    eeg: tuple[EegSignal, ...] = ()
+    unsent: tuple[str, ...] = ()
 
     @property
     def modalities(self) -> tuple[Modality, ...]:
         """The modalities the session sends."""
+        if self.family == "psg":
+            return ("eeg",)
         if self.family == "cardio":
             return ("rr",)
         out: tuple[Modality, ...] = ("heart_rate",) if self.heart_rate is not None else ()
         return out + (("acceleration",) if self.acceleration else ())
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Labels of the EEG channels sent (psg), else empty."""
+        return tuple(e.label for e in self.eeg)
 
 
 def _find(follower: EdfFollower, want: str, option: str) -> LiveSignal:
@@ -112,16 +142,39 @@ def _auto(follower: EdfFollower) -> dict[str, list[str]]:
     if not chosen:
         have = ", ".join(repr(s.label) for s in follower.signals)
         msg = format_problem(
-            follower.path, "no ECG, heart rate or 3-axis acceleration channel recognised",
-            expected="a channel labelled like 'ECG', 'HR'/'Pulse', or 'Acc X'/'Acc Y'/'Acc Z'",
-            got=have, fix="Name the channels with --ecg, --hr or --acc X,Y,Z.",
+            follower.path, "no EEG, ECG, heart rate or 3-axis acceleration channel recognised",
+            expected="a channel labelled like 'EEG Fpz-Cz'/'C3-M2' (at >= 100 Hz), 'ECG', "
+            "'HR'/'Pulse', or 'Acc X'/'Acc Y'/'Acc Z'",
+            got=have, fix="Name the channels with --eeg, --ecg, --hr or --acc X,Y,Z.",
         )
         raise ValueError(msg)
     return chosen
 
 
+def _psg(follower: EdfFollower, eeg: Sequence[str] | None) -> ChannelPlan:
+    """A psg session of the EEG channels named (default: all usable ones)."""
+    files = [FileChannel(s.label, s.name, s.sfreq_hz, s.unit) for s in follower.signals]
+    by_label = {s.label: s for s in follower.signals}
+    choice = choose_eeg(follower.path, files, eeg)
+    sent = tuple(EegSignal(label, by_label[c.label],
+                           eeg_spec(c, by_label[c.label].bitvalue, by_label[c.label].offset))
+                 for label, c in choice.eeg)
+    unsent = [f"{c.label} ({c.kind}, {c.rate_hz:g} Hz): {why}" for c, why in choice.unsent]
+    unsent += [f"{s.label} ({s.name}, {s.sfreq_hz:g} Hz): a psg session sends EEG only, "
+               "and a subject has one session at a time in the worker" for s in follower.signals
+               if s.name in ("HR", "AccX", "AccY", "AccZ")]
+    return ChannelPlan("psg", eeg=sent, unsent=tuple(unsent))
+
+
+def _has_eeg(follower: EdfFollower) -> bool:
+    """Whether a usable EEG channel is recognised by label (the default psg session)."""
+    return any(channel_kind(s.label, s.name) == "EEG" and s.sfreq_hz >= EEG_MIN_FS_HZ
+               for s in follower.signals)
+
+
 def choose_channels(follower: EdfFollower, *, hr: str | None = None, ecg: str | None = None,
-                    acc: Sequence[str] | None = None) -> ChannelPlan:
+                    acc: Sequence[str] | None = None,
+                    eeg: Sequence[str] | None = None) -> ChannelPlan:
     """Pick and check the channels of a live EDF session.
 
     Parameters
@@ -132,6 +185,8 @@ def choose_channels(follower: EdfFollower, *, hr: str | None = None, ecg: str | 
         Heart rate and ECG channel, by file label or canonical name.
     acc : sequence of three str, optional
         The X, Y and Z acceleration channels.
+    eeg : sequence of str, optional
+        EEG channels (a psg session), by file label or canonical name.
 
     Returns
     -------
@@ -140,12 +195,22 @@ def choose_channels(follower: EdfFollower, *, hr: str | None = None, ecg: str | 
     Raises
     ------
     ValueError
-        If a channel is not in the file (the message lists those it has), ECG is combined
-        with heart rate or acceleration (one session has one family), ``acc`` is not three
-        channels at one rate, or nothing usable is given or recognised.
+        If a channel is not in the file (the message lists those it has), EEG or ECG is
+        combined with another family's channels (one session has one family), ``acc`` is
+        not three channels at one rate, or nothing usable is given or recognised.
     DataFormatError
-        If a channel's physical dimension is not one its modality accepts.
+        If a channel's physical dimension is not one its modality accepts, or an EEG or
+        ECG channel is sampled below 100 Hz.
     """
+    if eeg is not None and (hr is not None or ecg is not None or acc is not None):
+        msg = ("--eeg makes a psg session and --ecg/--hr/--acc a cardio or wearable one; a "
+               "subject has one session at a time: give either --eeg or the others")
+        raise ValueError(msg)
+    if isinstance(eeg, str):
+        msg = f"--eeg takes a list of channels; got the str {eeg!r}"
+        raise TypeError(msg)
+    if eeg is not None or (hr is None and ecg is None and acc is None and _has_eeg(follower)):
+        return _psg(follower, eeg)
     if ecg is not None and (hr is not None or acc is not None):
         msg = ("--ecg makes a cardio session (RR intervals) and --hr/--acc a wearable one; "
                "give either --ecg or --hr/--acc")

@@ -7,8 +7,10 @@ chunks on the ``samples`` topic (``t0_utc`` = the session start, ``offsets_s`` =
 times, source ``<session_id>-<modality>``, ``seq`` from 0 per source) and a session end
 carrying the last ``seq`` of every source. Message keys are the subject id.
 
-* **Which channels.** :func:`~ingestors.live_edf.channels.choose_channels`: ECG ->
-  ``cardio`` with RR intervals from the causal R-peak detector
+* **Which channels.** :func:`~ingestors.live_edf.channels.choose_channels`: EEG ->
+  ``psg``, each EEG channel its own source of compact chunks (the file's digital samples
+  with the channel's calibration to uV, placed by sample index; EOG, EMG, ECG and the rest
+  reported, not sent); ECG -> ``cardio`` with RR intervals from the causal R-peak detector
   (:mod:`ingestors.live_edf.rpeaks`), each interval stamped with the beat that ends it;
   heart rate (bpm) and/or 3-axis acceleration (g) -> ``wearable``.
 * **Times.** The session starts at the header's start date and time, read in the time
@@ -22,8 +24,9 @@ carrying the last ``seq`` of every source. Message keys are the subject id.
   ``live=False`` (epochs close on the samples' own times) unless ``live`` says otherwise.
 * **Chunks.** The streams are cut on the replay's grid
   (:data:`~ingestors.base.grid.DEFAULT_SPANS` seconds of event time from the session
-  start, at most ``max_samples`` samples per chunk); a cell becomes chunks once the data
-  read are past its end (for RR intervals: once the detector can report no earlier beat).
+  start, at most ``max_samples`` samples per chunk; EEG by sample index); a cell becomes
+  chunks once the data read are past its end (for RR intervals: once the detector can
+  report no earlier beat).
   So the chunks and their ``seq`` depend only on the file, not on when it was polled.
 * **Broker outages and restarts.** Chunks go to the session's spool
   (:func:`~ingestors.base.live.live_outlet`) before they are sent; the file is followed
@@ -75,6 +78,7 @@ from ingestors.errors import DataFormatError
 from ingestors.live_edf.channels import ChannelPlan, Scaled, choose_channels
 from ingestors.live_edf.reader import LIVE_ALIASES, EdfFollower, SignalBlock
 from ingestors.live_edf.rpeaks import RPeakDetector
+from ingestors.psg_channels import eeg_samples
 from stream.schemas.session import Modality, SessionEvent
 from stream.settings import StreamSettings
 
@@ -132,9 +136,13 @@ class EdfLiveReport:
     subject_id, session_id : str
         Who and which session.
     family : str
-        ``wearable`` or ``cardio``.
+        ``wearable``, ``cardio`` or ``psg``.
     modalities : tuple of str
         The streams sent.
+    channels : tuple of str
+        The EEG channels sent (psg).
+    unsent : tuple of str
+        Channels of the file not sent, with the reason.
     start : datetime
         Session start (UTC).
     live : bool
@@ -159,14 +167,18 @@ class EdfLiveReport:
     final_seq: dict[str, int]
     duration_s: float
     send: SendStatus
+    channels: tuple[str, ...] = ()
+    unsent: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line for a terminal."""
+        """A line for a terminal, and one per channel not sent."""
         s = self.status
         beats = f", {s.beats} beats" if self.family == "cardio" else ""
-        return (f"session {self.session_id} ({self.family}: {', '.join(self.modalities)}): "
-                f"{s.records} records ({self.duration_s:.0f} s), {s.chunks} chunks, "
-                f"{s.samples} samples{beats}; ended: {s.ended}")
+        sent = ", ".join(self.channels or self.modalities)
+        return "\n".join([
+            f"session {self.session_id} ({self.family}: {sent}): {s.records} records "
+            f"({self.duration_s:.0f} s), {s.chunks} chunks, {s.samples} samples{beats}; "
+            f"ended: {s.ended}", *(f"  not sent: {u}" for u in self.unsent)])
 
 
 class _Streams:
@@ -176,10 +188,16 @@ class _Streams:
         self.plan, self.follower, self.status = plan, follower, status
         self.detector = None if plan.ecg is None else RPeakDetector(plan.ecg.signal.sfreq_hz)
         self.last_beat_s: float | None = None
+        self.wide = follower.file_type.startswith("BDF")
 
     def add(self, session: LiveSession, blocks: Mapping[int, SignalBlock]) -> None:
         """Convert one poll's blocks and add them to the session's streams."""
         plan = self.plan
+        for eeg in plan.eeg:  # the recorded samples, placed by their index in the file
+            b, sig = blocks[eeg.signal.index], eeg.signal
+            raw = eeg_samples(self.follower.path, sig.label, b.values, sig.bitvalue,
+                              sig.offset, wide=self.wide)
+            session.add_regular(eeg.label, round(float(b.t_s[0]) * sig.sfreq_hz), raw)
         if plan.heart_rate is not None:
             b = blocks[plan.heart_rate.signal.index]
             session.add("heart_rate", b.t_s, b.values * plan.heart_rate.factor)
@@ -269,9 +287,13 @@ class _Following:
             log.info("live EDF %s: resuming session %s (spooled up to %s); reading the file "
                      "again from its start, skipping the chunks spooled before",
                      follower.path, info.session_id, sender.spooled)
-        session = LiveSession(sender, max_samples=max_samples)
+        session = LiveSession(sender, max_samples=max_samples,
+                              regular={e.label: e.spec for e in self.plan.eeg})
         log.info("live EDF %s: session %s (%s, %s) starts %s", follower.path, info.session_id,
-                 info.family, ", ".join(info.modalities), info.start.isoformat())
+                 info.family, ", ".join(info.channels or info.modalities),
+                 info.start.isoformat())
+        for text in self.plan.unsent:
+            log.info("live EDF %s: not sent: %s", follower.path, text)
         try:
             await self.follow(session, stop, poll_s, idle_s, clock)
         finally:
@@ -330,6 +352,7 @@ async def ingest_edf_live(
     hr: str | None = None,
     ecg: str | None = None,
     acc: Sequence[str] | None = None,
+    eeg: Sequence[str] | None = None,
     poll_s: float = 1.0,
     idle_s: float = 60.0,
     device: str | None = None,
@@ -360,6 +383,9 @@ async def ingest_edf_live(
         :func:`~ingestors.live_edf.channels.choose_channels` for the defaults.
     acc : sequence of three str, optional
         X, Y, Z acceleration channels.
+    eeg : sequence of str, optional
+        EEG channels (a psg session); default, when no other channel is named, every EEG
+        channel recognised by label at >= 100 Hz.
     poll_s : float
         Seconds between looks at the file size.
     idle_s : float
@@ -405,14 +431,14 @@ async def ingest_edf_live(
     _check_options(poll_s, idle_s)
     zone = as_timezone(time_zone, "time_zone")
     follower = EdfFollower(path, aliases)
-    plan = choose_channels(follower, hr=hr, ecg=ecg, acc=acc)
+    plan = choose_channels(follower, hr=hr, ecg=ecg, acc=acc, eeg=eeg)
     start = follower.start.replace(tzinfo=zone).astimezone(UTC)
     device = device if device is not None else f"live EDF {Path(path).name}"[:200]
     settings = settings if settings is not None else StreamSettings()
     stop = stop if stop is not None else asyncio.Event()
     SessionEvent(event="start", subject_id=subject_id, session_id=session_id, device=device,
-                 family=plan.family, modalities=plan.modalities, time_zone=time_zone,
-                 t_utc=start)  # bad ids fail before anything is opened
+                 family=plan.family, modalities=plan.modalities, channels=plan.channels,
+                 time_zone=time_zone, t_utc=start)  # bad ids fail before anything is opened
     async with AsyncExitStack() as stack:
         outlet = await stack.enter_async_context(live_outlet(
             settings, subject_id, session_id, "live EDF session", producer_factory))
@@ -421,7 +447,7 @@ async def ingest_edf_live(
         elif live is None:
             live = _live_default(follower, start, settings)
         info = SessionInfo(subject_id, session_id, device, plan.family, plan.modalities,
-                           time_zone, start, False, live)
+                           time_zone, start, False, live, plan.channels)
         status = EdfLiveStatus()
         display = None if not progress else stack.enter_context(Live(
             status.line(plan.family, follower.record_s, outlet.text()), refresh_per_second=4,
@@ -435,7 +461,7 @@ async def ingest_edf_live(
         final = await following.run(stop, poll_s, idle_s, clock, max_samples)
     return EdfLiveReport(subject_id, session_id, plan.family, plan.modalities, start, live,
                          status, final, follower.records_read * follower.record_s,
-                         outlet.send)
+                         outlet.send, plan.channels, plan.unsent)
 
 
 def run_edf_live(path: str | PathLike[str], subject_id: str, session_id: str,

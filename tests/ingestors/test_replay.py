@@ -269,7 +269,7 @@ def test_spans_and_max_samples_split_chunks() -> None:
     with pytest.raises(ValueError, match="spans"):
         plan_night(night, spans={"heart_rate": 0.0})
     with pytest.raises(ValueError, match="unknown modality"):
-        plan_night(night, spans={"eeg": 5.0})
+        plan_night(night, spans={"spo2": 5.0})
     with pytest.raises(ValueError, match="max_samples"):
         plan_night(night, max_samples=0)
 
