@@ -192,8 +192,7 @@ class SampleAssembler:
     def from_state(cls, d: dict[str, Any]) -> SampleAssembler:
         """Inverse of :meth:`to_state`."""
         extractor = FeatureExtractor.from_state(d["extractor"])
-        new = cls.__new__(cls)
-        new.start = extractor.session_start
+        new = cls(extractor.family, extractor.session_start, extractor.start_is_nominal)
         new.extractor = extractor
         new.accumulators = {int(k): list(v) for k, v in d["accumulators"].items()}
         return new

@@ -107,34 +107,35 @@ class EegAssembler:
             For a chunk that cannot be used (module docstring); nothing changes then.
         """
         front = self._front(chunk)
-        assert chunk.channel is not None and chunk.rate_hz is not None  # schema: eeg chunks
         t0 = chunk_start_s(chunk, self.start)
         closed_end = self.n_closed * EPOCH_S
         if self.n_closed and t0 < closed_end:
-            msg = (f"eeg samples of channel {chunk.channel!r} from t={t0:.3f} s arrive after "
+            msg = (f"eeg samples of channel {front.channel!r} from t={t0:.3f} s arrive after "
                    f"epoch {self.n_closed - 1} closed at {closed_end:.3f} s; samples before "
                    "that are late and cannot be added (send the chunk to the dead-letter topic)")
             raise ValueError(msg)
         rows = front.feed(t0, chunk.values_array())
-        self.fronts[chunk.channel] = front
-        self._take(chunk.channel, rows)
-        return t0 + (len(chunk) - 1) / chunk.rate_hz
+        self.fronts[front.channel] = front
+        self._take(front.channel, rows)
+        return t0 + (len(chunk) - 1) / front.fs_hz
 
     def _front(self, chunk: SampleChunk) -> EegChannel:
-        if chunk.modality != "eeg" or chunk.channel is None or chunk.rate_hz is None:
+        """The front-end of the chunk's channel (a new one at its first chunk, not kept yet)."""
+        channel, rate = chunk.channel, chunk.rate_hz
+        if chunk.modality != "eeg" or channel is None or rate is None:
             msg = (f"psg sessions take eeg chunks (one channel each, at rate_hz); got a "
                    f"{chunk.modality!r} chunk. Send other signals in a session of their family")
             raise ValueError(msg)
-        if chunk.channel not in self.pending:
-            msg = (f"eeg channel {chunk.channel!r} is not one of the session's channels "
+        if channel not in self.pending:
+            msg = (f"eeg channel {channel!r} is not one of the session's channels "
                    f"{list(self.channels)}; announce every channel in the session start")
             raise ValueError(msg)
-        front = self.fronts.get(chunk.channel)
+        front = self.fronts.get(channel)
         if front is None:
-            return EegChannel(chunk.channel, chunk.rate_hz)
-        if chunk.rate_hz != front.fs_hz:
-            msg = (f"eeg channel {chunk.channel!r} is sampled at {front.fs_hz:g} Hz in this "
-                   f"session; got a chunk at {chunk.rate_hz:g} Hz. A channel keeps its rate")
+            return EegChannel(channel, rate)
+        if rate != front.fs_hz:
+            msg = (f"eeg channel {channel!r} is sampled at {front.fs_hz:g} Hz in this "
+                   f"session; got a chunk at {rate:g} Hz. A channel keeps its rate")
             raise ValueError(msg)
         return front
 

@@ -135,3 +135,28 @@ def test_a_psg_session_the_models_cannot_read_is_dead_lettered(
     (dead,) = h.dead
     assert dead.error_type == "BadSession" and "the session has 0: []" in dead.reason
     assert h.worker.active_subjects == 0
+
+
+def test_the_shipped_psg_models_stage_generated_wake_and_n3() -> None:
+    """Alpha-dominated wake and delta-dominated N3 of generated EEG, through the worker."""
+    from models.runtime import default_weights_dir
+    from models.stages import Stage
+    from tests.ingestors._psg_data import night_stages, stage_eeg
+    from tests.stream._psg import EegChannelData
+
+    if not (default_weights_dir() / "psg-causal.onnx").is_file():
+        pytest.skip("the trained psg models are not shipped yet (models/weights/psg-*.onnx)")
+    stages = night_stages(20, 96, 20)
+    labels = ("Fpz-Cz", "Pz-Oz")
+    night = EegNight("shipped", "shipped-n1", stages.size, [
+        EegChannelData(label, 100.0, np.round(stage_eeg(stages, 100.0, seed=k) / 0.05)
+                       .astype(np.int16), 0.05) for k, label in enumerate(labels)])
+    h = Harness({"psg": FamilyModels("psg")})
+    h.feed(messages(h, [night], span_s=30.0))
+    assert not h.dead
+    for kind in ("causal", "offline"):
+        got = {e.epoch_index: e.stage for e in h.events if e.kind == kind}
+        for stage, name in ((Stage.W, "W"), (Stage.N3, "N3")):
+            epochs = np.flatnonzero(stages == stage)
+            share = np.mean([got[int(k)] == name for k in epochs])
+            assert share >= 0.8, (kind, name, share)
