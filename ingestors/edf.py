@@ -8,10 +8,14 @@ files onto these names), together with the header fields and the EDF+ annotation
 EDF stores the local clock time of the recording without a time zone; the caller says which
 zone that clock was in (``tz``), and the reader attaches it.
 
-Before handing a file to pyedflib the fixed-size header is checked
-(:mod:`ingestors._edf_header`), so that a file that is not EDF, a truncated file or a channel
-with a non-positive sampling rate is reported with the file, the field or channel, what was
-expected and how to fix it.
+The file is decoded by the project's own decoder (:mod:`ingestors.edf_decode`), the one the
+live follower uses too: values equal pyedflib's on files pyedflib reads, and files as sleep
+labs' systems write them (digital ranges out of range, odd units, a record count of -1,
+Latin-1 text, BDF, EDF+D) are read with one :class:`~ingestors.errors.DataQualityWarning`
+saying what was tolerated and how. What cannot be read (a truncated file or header, a header
+byte count that does not match the signal count, a number that is not one, a non-positive
+sampling rate) raises :class:`~ingestors.errors.DataFormatError` naming the file, the field
+or channel, what was expected and how to fix it.
 """
 
 from __future__ import annotations
@@ -19,19 +23,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-import pyedflib
 from numpy.typing import NDArray
 
-from ingestors._edf_header import RawHeader, norm_label, read_header, sampling_rates
-from ingestors.errors import DataFormatError, DataQualityWarning, format_problem
+from ingestors._edf_header import identification, norm_label
+from ingestors.edf_decode import EdfDecoder, EdfSignal, Records
+from ingestors.errors import DataQualityWarning, format_problem
 from ingestors.types import Event, TimeSeries
 
 __all__ = [
@@ -126,7 +130,9 @@ class EdfChannel:
     sfreq_hz : float
         Sampling rate of this channel in Hz (samples per data record / record duration).
     unit : str
-        Physical dimension from the header (``"uV"``, ``"mV"``, ``"%"``).
+        Physical unit of ``data``: the header's dimension, with any spelling of microvolts
+        as ``"uV"`` (likewise ``"mV"``, ``"V"``, ``"nV"``); empty when the header defines no
+        scaling (see :mod:`ingestors.edf_decode`).
     data : ndarray of float64, shape (n_samples,)
         Samples in ``unit``.
     physical_min, physical_max : float
@@ -135,6 +141,9 @@ class EdfChannel:
         Prefiltering text from the header (``"HP:0.5Hz LP:100Hz"``).
     transducer : str
         Transducer type from the header (``"AgAgCl electrode"``).
+    record_onsets_s : ndarray of float64 or None
+        Start of each data record in seconds since the recording start, for an EDF+D file
+        whose records have gaps; ``None`` when the records are contiguous.
     """
 
     label: str
@@ -146,11 +155,20 @@ class EdfChannel:
     physical_max: float
     prefilter: str = ""
     transducer: str = ""
+    record_onsets_s: NDArray[np.float64] | None = None
 
     @property
     def t_s(self) -> NDArray[np.float64]:
-        """Sample times in seconds since the recording start, shape (n_samples,)."""
-        return np.arange(self.data.shape[0], dtype=np.float64) / self.sfreq_hz
+        """Sample times in seconds since the recording start, shape (n_samples,).
+
+        ``k / sfreq_hz`` for contiguous records; across the gaps of an EDF+D file each
+        record's samples start at its own onset.
+        """
+        if self.record_onsets_s is None:
+            return np.arange(self.data.shape[0], dtype=np.float64) / self.sfreq_hz
+        per_record = self.data.shape[0] // self.record_onsets_s.shape[0]
+        within = np.arange(per_record, dtype=np.float64) / self.sfreq_hz
+        return (self.record_onsets_s[:, None] + within[None, :]).ravel()
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,10 +180,11 @@ class EdfRecording:
     path : pathlib.Path
         The file read.
     start : datetime
-        Timezone-aware start of the recording (the header clock time in the ``tz`` given
-        to :func:`read_edf`).
+        Timezone-aware start of the recording: the header clock time in the ``tz`` given
+        to :func:`read_edf`, plus the sub-second start an EDF+ file keeps in its first
+        data record.
     duration_s : float
-        Number of data records times the record duration, in seconds.
+        Seconds from the start to the end of the last data record read.
     channels : dict of str to EdfChannel
         Signals by canonical name, in file order (or in the order asked for).
     annotations : list of Event
@@ -177,7 +196,7 @@ class EdfRecording:
     patient_id, recording_id : str
         The raw 80-character header fields (all there is in plain EDF files).
     file_type : str
-        ``"EDF"``, ``"EDF+C"``, ``"BDF"`` or ``"BDF+C"`` (EDF+D files are refused).
+        ``"EDF"``, ``"EDF+C"``, ``"EDF+D"``, ``"BDF"``, ``"BDF+C"`` or ``"BDF+D"``.
     """
 
     path: Path
@@ -198,17 +217,6 @@ class EdfRecording:
             raise KeyError(msg)
         ch = self.channels[name]
         return TimeSeries(ch.name, ch.t_s, ch.data, ch.unit, self.start)
-
-
-
-def _open(path: Path) -> Any:
-    try:
-        return pyedflib.EdfReader(str(path))
-    except OSError as exc:
-        raise DataFormatError(
-            path, f"pyedflib cannot read the file ({exc})",
-            fix="Check the file with EDFbrowser's header editor or re-export it as EDF+.",
-        ) from exc
 
 
 def _select(
@@ -273,7 +281,7 @@ def read_edf(
     aliases: Mapping[str, str] = DEFAULT_ALIASES,
     tz: tzinfo | str = "UTC",
 ) -> EdfRecording:
-    """Read the signals, header and annotations of an EDF, EDF+ or BDF file.
+    """Read the signals, header and annotations of an EDF, EDF+, BDF or BDF+ file.
 
     Parameters
     ----------
@@ -293,77 +301,68 @@ def read_edf(
     Returns
     -------
     EdfRecording
-        Header fields, timezone-aware start, channels in physical units and annotations.
+        Header fields, timezone-aware start (with the sub-second part an EDF+ file keeps in
+        its first record), channels in physical units and annotations.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     DataFormatError
-        If the file is not EDF, is truncated, is discontinuous (EDF+D), has a channel with
-        a non-positive sampling rate, or pyedflib refuses it; the message names the file
-        and the field.
+        If the file cannot be read: not EDF/BDF, a truncated header or file (fewer data
+        records than the header declares, or none), a header byte count that does not
+        match the number of signals, a header number that does not parse, a date that is
+        not one, a channel with a non-positive sampling rate, or data records whose times
+        overlap; the message names the file and the field or channel.
     ValueError
         If a channel asked for is not in the file; the message lists the channels it has.
+
+    Warns
+    -----
+    DataQualityWarning
+        Once per file, saying what was read although the specification forbids it and how
+        it was interpreted (see :mod:`ingestors.edf_decode`); and once per label that maps
+        onto a canonical name another label already has.
     """
     path = Path(path)
     zone = as_timezone(tz)
-    if not path.is_file():
-        msg = f"EDF file {str(path)!r} does not exist; check the path."
-        raise FileNotFoundError(msg)
-    header = read_header(path)
-    if header.file_type.endswith("+D"):
-        raise DataFormatError(
-            path, "discontinuous EDF+D/BDF+D files cannot be read (pyedflib refuses them)",
-            field="reserved", expected="EDF+C or plain EDF", got=header.file_type,
-            fix="Convert it to EDF+C first, e.g. with EDFbrowser (Tools > Convert EDF+D).",
-        )
-    rates = sampling_rates(path, header)
-    reader = _open(path)
-    try:
-        return _build(path, header, rates, reader, channels, aliases, zone)
-    finally:
-        reader.close()
-
-
-def _build(
-    path: Path, header: RawHeader, rates: list[float], reader: Any,
-    channels: Sequence[str] | None, aliases: Mapping[str, str], zone: tzinfo,
-) -> EdfRecording:
-    labels = [str(lab) for lab in reader.getSignalLabels()]
+    decoder = EdfDecoder(path)
+    n_records = decoder.count_records()
+    labels = [sig.label for sig in decoder.signals]
     names = _canonical_names(path, labels, aliases)
-    out: dict[str, EdfChannel] = {}
-    for i in _select(path, labels, names, channels, aliases):
-        sh = reader.getSignalHeader(i)
-        out[names[i]] = EdfChannel(
-            label=labels[i], name=names[i], sfreq_hz=rates[i], unit=str(sh["dimension"]),
-            data=np.asarray(reader.readSignal(i), dtype=np.float64),
-            physical_min=float(sh["physical_min"]), physical_max=float(sh["physical_max"]),
-            prefilter=str(sh["prefilter"]), transducer=str(sh["transducer"]),
+    picked = [decoder.signals[i] for i in _select(path, labels, names, channels, aliases)]
+    records = decoder.read(0, n_records, [sig.index for sig in picked], annotations=True)
+    patient, recording, notes = identification(decoder.header)
+    for note in notes:
+        decoder.note(note)
+    start = decoder.header.clock_start()
+    decoder.warn([sig.index for sig in picked], stacklevel=2)
+    return _recording(decoder, records, picked, names, n_records, patient, recording,
+                      start.replace(tzinfo=zone))
+
+
+def _recording(
+    decoder: EdfDecoder, records: Records, picked: list[EdfSignal], names: list[str],
+    n_records: int, patient: dict[str, str], recording: dict[str, str], clock: datetime,
+) -> EdfRecording:
+    header = decoder.header
+    onsets = records.times.record_onsets_s if records.times is not None else None
+    offset_s = records.times.start_offset_s if records.times is not None else 0.0
+    position = {sig.index: k for k, sig in enumerate(decoder.signals)}
+    channels = {
+        names[position[sig.index]]: EdfChannel(
+            label=sig.label, name=names[position[sig.index]], sfreq_hz=sig.sfreq_hz,
+            unit=sig.unit, data=records.values[sig.index], physical_min=sig.physical_min,
+            physical_max=sig.physical_max, prefilter=sig.prefilter,
+            transducer=sig.transducer, record_onsets_s=onsets,
         )
-    onsets, durations, texts = reader.readAnnotations()
-    events = [Event(float(o), max(float(d), 0.0), str(t))
-              for o, d, t in zip(onsets, durations, texts, strict=True)]
+        for sig in picked
+    }
+    end_s = float(onsets[-1]) + header.record_s if onsets is not None \
+        else n_records * header.record_s
     return EdfRecording(
-        path=path, start=reader.getStartdatetime().replace(tzinfo=zone),
-        duration_s=max(header.n_records, 0) * header.record_s, channels=out,
-        annotations=events, patient=_subfields(reader, _PATIENT_GETTERS),
-        recording=_subfields(reader, _RECORDING_GETTERS), patient_id=header.patient_id,
-        recording_id=header.recording_id, file_type=header.file_type,
+        path=decoder.path, start=clock + timedelta(seconds=offset_s), duration_s=end_s,
+        channels=channels, annotations=records.annotations, patient=patient,
+        recording=recording, patient_id=header.patient_id, recording_id=header.recording_id,
+        file_type=header.file_type,
     )
-
-
-_PATIENT_GETTERS: Final = {
-    "code": "getPatientCode", "sex": "getSex", "birthdate": "getBirthdate",
-    "name": "getPatientName", "additional": "getPatientAdditional",
-}
-_RECORDING_GETTERS: Final = {
-    "admincode": "getAdmincode", "technician": "getTechnician", "equipment": "getEquipment",
-    "additional": "getRecordingAdditional",
-}
-
-
-def _subfields(reader: Any, getters: Mapping[str, str]) -> dict[str, str]:
-    # EDF+ writes "X" for an unknown subfield.
-    values = {key: str(getattr(reader, getter)()).strip() for key, getter in getters.items()}
-    return {key: "" if value == "X" else value for key, value in values.items()}

@@ -1,14 +1,15 @@
 """What a recording or dataset folder holds: subjects, duration, channels, labels, problems.
 
 :func:`inspect_path` recognises every format the readers know (Sleep-Accel release and
-the authors' cropped streams and feature files, SLPDB text dumps, EDF/EDF+ recordings and
-hypnograms, NSRR XML, CSV/TSV hypnograms), reads each subject with the real readers and
+the authors' cropped streams and feature files, SLPDB text dumps, EDF/EDF+/BDF recordings
+and hypnograms, NSRR XML, CSV/TSV hypnograms), reads each subject with the real readers and
 collects what it found. One unreadable subject does not stop the inventory: its error is
 listed as a problem of that subject.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from models.stages import Stage
 __all__ = ["ChannelSummary", "Inventory", "SubjectSummary", "detect_kind", "inspect_path"]
 
 _HYPNOGRAM_SUFFIXES = (".xml", ".csv", ".tsv")
+_EDF_SUFFIXES = ("edf", "EDF", "bdf", "BDF")
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,8 @@ def _read_quietly(fn: Callable[[], Any]) -> tuple[Any, tuple[str, ...]]:
 
 
 def _edf_file(path: Path) -> SubjectSummary:
-    name = path.name.removesuffix(".edf").removesuffix("-Hypnogram").removesuffix("-PSG")
+    name = re.sub(r"\.[eb]df$", "", path.name, flags=re.I)
+    name = name.removesuffix("-Hypnogram").removesuffix("-PSG")
     rec: EdfRecording
     rec, problems = _read_quietly(lambda: read_edf(path))
     channels = tuple(
@@ -273,7 +276,8 @@ def _edf_file(path: Path) -> SubjectSummary:
     hyp: Hypnogram | None = None
     if any(e.label.lower().startswith(("sleep stage", "movement")) for e in rec.annotations):
         scoring, more = _read_quietly(lambda: read_scoring(path))
-        hyp, problems = scoring.hypnogram, problems + more
+        # the hypnogram reader reads the file again: its EDF warnings are not news
+        hyp, problems = scoring.hypnogram, tuple(dict.fromkeys(problems + more))
     streams = {"annotations": f"{len(rec.annotations):,} EDF+ annotations"}
     return SubjectSummary(
         name, name[:5] if name.startswith("SC4") else name,
@@ -330,7 +334,7 @@ def detect_kind(path: str | PathLike[str]) -> str:
         return "sleep-accel-cropped"
     if next(p.glob("*.hea"), None):
         return "slpdb"
-    if next(p.glob("*.edf"), None) or next(p.glob("*.EDF"), None):
+    if any(next(p.glob(f"*.{ext}"), None) for ext in _EDF_SUFFIXES):
         return "edf"
     if any(next(p.glob(f"*{s}"), None) for s in _HYPNOGRAM_SUFFIXES):
         return "hypnograms"
@@ -380,7 +384,7 @@ def inspect_path(path: str | PathLike[str]) -> Inventory:
         records = _slpdb(folder)
         subjects = tuple(r for r in records if p.is_dir() or r.subject == p.stem)
     elif kind == "edf":
-        files = [p] if p.is_file() else [*p.glob("*.edf"), *p.glob("*.EDF")]
+        files = [p] if p.is_file() else [f for ext in _EDF_SUFFIXES for f in p.glob(f"*.{ext}")]
         subjects = tuple(_files(files, _edf_file))
     else:
         files = [p] if p.is_file() else [

@@ -38,11 +38,11 @@ from typing import Final, Literal, NamedTuple
 import numpy as np
 
 from ingestors._replay_nights import RegularStream, ReplayNight, UnsentChannel
-from ingestors.edf import DEFAULT_ALIASES, EdfChannel, EdfRecording, as_timezone, read_edf
+from ingestors.edf import EdfChannel, EdfRecording, as_timezone, read_edf, resolve_channel
+from ingestors.edf_decode import EdfDecoder
 from ingestors.errors import DataFormatError, DataQualityWarning, format_problem
 from ingestors.hypnogram_io import SLEEP_EDF_TZ, read_edf_hypnogram, read_nsrr_xml
-from ingestors.live_edf.reader import EdfFollower
-from ingestors.psg_channels import FileChannel, choose_eeg, eeg_samples, eeg_spec
+from ingestors.psg_channels import EegChoice, FileChannel, choose_eeg, eeg_samples, eeg_spec
 from ingestors.types import EPOCH_S, Hypnogram
 from models.stages import Stage
 
@@ -169,18 +169,27 @@ def _select(pairs: Sequence[PsgPair], nights: Iterable[str] | None) -> list[PsgP
 def _channels(psg: Path) -> tuple[list[FileChannel], dict[str, tuple[float, float]]]:
     """The signals of a recording and each one's calibration ``(gain, offset)`` by label.
 
-    :func:`~ingestors.edf.read_edf` returns physical values only; the follower's header
-    parse (the same decoding) gives the calibration that recovers the digital values.
+    :func:`~ingestors.edf.read_edf` returns physical values; the header as the one decoder
+    reads it (:class:`~ingestors.edf_decode.EdfDecoder`) gives the calibration it decoded
+    them with, which recovers the digital values exactly.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)  # read_edf reports them
-        follower = EdfFollower(psg, DEFAULT_ALIASES)
-    channels = [FileChannel(s.label, s.name, s.sfreq_hz, s.unit) for s in follower.signals]
-    return channels, {s.label: (s.bitvalue, s.offset) for s in follower.signals}
+    signals = EdfDecoder(psg).signals
+    channels = [FileChannel(s.label, resolve_channel(s.label), s.sfreq_hz, s.unit)
+                for s in signals]
+    return channels, {s.label: (s.gain, s.offset) for s in signals}
 
 
 def _by_label(rec: EdfRecording, label: str) -> EdfChannel:
-    return next(c for c in rec.channels.values() if c.label == label)
+    """A channel read, continuous (its samples at ``k / rate``)."""
+    ch = next(c for c in rec.channels.values() if c.label == label)
+    if ch.record_onsets_s is not None:
+        raise DataFormatError(
+            rec.path, "the recording has gaps between its data records (EDF+D)",
+            field=label, expected="a continuous recording (EDF, EDF+C, BDF)",
+            got=f"{ch.record_onsets_s.size} records over "
+                f"{ch.record_onsets_s[-1] - ch.record_onsets_s[0]:.0f} s",
+            fix="Replay each continuous part as its own file (EDFbrowser can split it).")
+    return ch
 
 
 def _window(hyp: Hypnogram, crop_min: float | None, covered: tuple[int, int],
@@ -242,6 +251,22 @@ def _hypnogram(pair: PsgPair, rec: EdfRecording, zone: str) -> Hypnogram:
     return hyp
 
 
+def _read_eeg(pair: PsgPair, eeg: Sequence[str] | None, zone: str,
+              ) -> tuple[EdfRecording, EegChoice, list[RegularStream]]:
+    """Read the chosen EEG (as recorded samples) and the channels reported as not sent."""
+    channels, calibration = _channels(pair.psg)
+    choice = choose_eeg(pair.psg, channels, eeg)
+    labels = [c.label for _, c in choice.eeg] + [c.label for c, _ in choice.unsent]
+    rec = read_edf(pair.psg, labels, tz=zone)
+    wide = rec.file_type.startswith("BDF")
+    streams = []
+    for sent, ch in choice.eeg:
+        data = _by_label(rec, ch.label).data
+        raw = eeg_samples(pair.psg, ch.label, data, *calibration[ch.label], wide=wide)
+        streams.append(RegularStream(sent, eeg_spec(ch, *calibration[ch.label]), raw))
+    return rec, choice, streams
+
+
 def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
               crop_min: float | None = CROP_WAKE_MIN, time_zone: str | None = None,
               ) -> ReplayNight:
@@ -255,8 +280,8 @@ def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
         EEG channels by label or canonical name (``"Fpz-Cz"``, ``"C3-M2"``); default every
         EEG channel at >= 100 Hz in volts.
     crop_min : float or None
-        Minutes of wake kept around the sleep period (default 30, as the psg models were
-        trained); None: the whole scored recording.
+        Minutes of wake kept around the sleep period, in whole 30-s epochs (default 30, as
+        the psg models were trained); None: the whole scored recording.
     time_zone : str, optional
         IANA zone of the recorder's clock; default Europe/Amsterdam for Sleep-EDF, UTC for
         NSRR (whose files keep the clock time but not the date).
@@ -275,16 +300,7 @@ def psg_night(pair: PsgPair, *, eeg: Sequence[str] | None = None,
         raise ValueError(msg)
     zone = time_zone or (str(SLEEP_EDF_TZ) if pair.kind == "sleep-edf" else "UTC")
     as_timezone(zone, "time_zone")
-    channels, calibration = _channels(pair.psg)
-    choice = choose_eeg(pair.psg, channels, eeg)
-    labels = [c.label for _, c in choice.eeg] + [c.label for c, _ in choice.unsent]
-    rec = read_edf(pair.psg, labels, tz=zone)
-    wide = rec.file_type.startswith("BDF")
-    streams = []
-    for sent, ch in choice.eeg:
-        data = _by_label(rec, ch.label).data
-        raw = eeg_samples(pair.psg, ch.label, data, *calibration[ch.label], wide=wide)
-        streams.append(RegularStream(sent, eeg_spec(ch, *calibration[ch.label]), raw))
+    rec, choice, streams = _read_eeg(pair, eeg, zone)
     hyp = _hypnogram(pair, rec, zone)
     lead_s = (rec.start - hyp.start).total_seconds()
     end_s = lead_s + min(s.raw.size / s.spec.rate_hz for s in streams)

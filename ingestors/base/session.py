@@ -85,6 +85,15 @@ class SessionInfo:
     live: bool = True
     channels: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        self.source_ids()  # ids that cannot be made fail here, before anything is sent
+
+    def source_ids(self) -> tuple[str, ...]:
+        """The source id of every stream the session sends (each EEG channel its own)."""
+        return tuple(sid for m in self.modalities
+                     for sid in ([self.source_id(m, c) for c in self.channels] if m == "eeg"
+                                 else [self.source_id(m)]))
+
     @classmethod
     def from_event(cls, event: SessionEvent) -> SessionInfo:
         """The identity a session start announces."""

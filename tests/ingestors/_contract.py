@@ -9,16 +9,22 @@ and what the ingestor was given, and checks the contract:
   byte (a re-send, which the worker drops);
 * the session end comes last, carrying each source's final ``seq``;
 * every chunk has ``t0_utc`` = the session start, and the samples, read once per ``seq``,
-  are exactly the input samples.
+  are exactly the input samples; EEG channels (one source each, the id made by
+  :meth:`~ingestors.base.SessionInfo.source_id`) arrive as compact chunks whose raw samples
+  are exactly the recorded ones, consecutive by ``sample0`` from the expected index, with the
+  channel's rate and calibration.
 """
 
 from __future__ import annotations
 
+import base64
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ingestors.base import RegularSpec, SessionInfo
 from stream.schemas.samples import SampleChunk
 from stream.schemas.session import SessionEvent
 from tests.ingestors._topics import Record
@@ -28,11 +34,13 @@ from tests.ingestors._topics import Record
 class Sent:
     """What an ingestor was given: per modality the sample times in s since the session
     start (None where the ingestor stamps them itself, as BLE does with receive times)
-    and values (acceleration: shape (n, 3))."""
+    and values (acceleration: shape (n, 3)); per EEG channel the recorded (digital)
+    samples, the index of the first on the session's grid, and the rate and calibration."""
 
     subject_id: str
     session_id: str
     samples: Mapping[str, tuple[np.ndarray | None, np.ndarray]]
+    eeg: Mapping[str, tuple[np.ndarray, int, RegularSpec]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,14 @@ def check_session(records: list[Record], sent: Sent) -> Received:
 
 def _check_samples(start: SessionEvent, chunks: dict[str, list[SampleChunk]],
                    sent: Sent) -> None:
+    info = SessionInfo.from_event(start)
+    assert start.channels == tuple(sent.eeg)
+    eeg_sources = {info.source_id("eeg", ch): ch for ch, (raw, _, _) in sent.eeg.items()
+                   if raw.size}
     assert set(chunks) == {f"{sent.session_id}-{m}" for m, (_, v) in sent.samples.items()
-                           if len(v)}
+                           if len(v)} | set(eeg_sources)
+    for source, ch in eeg_sources.items():
+        _check_regular(start, ch, chunks[source], *sent.eeg[ch])
     for modality, (t, v) in sent.samples.items():
         mine = chunks.get(f"{sent.session_id}-{modality}", [])
         assert all(c.t0_utc == start.t_utc and c.modality == modality for c in mine)
@@ -93,3 +107,21 @@ def _check_samples(start: SessionEvent, chunks: dict[str, list[SampleChunk]],
             assert np.all(np.diff(got_t) >= 0), f"{modality} times go back"
         else:
             assert np.array_equal(got_t, t), f"{modality} times"
+
+
+def _check_regular(start: SessionEvent, channel: str, chunks: list[SampleChunk],
+                   raw: np.ndarray, sample0: int, spec: RegularSpec) -> None:
+    """One EEG channel: compact chunks, consecutive from ``sample0``, the recorded samples."""
+    assert all(c.modality == "eeg" and c.channel == channel and c.t0_utc == start.t_utc
+               and c.rate_hz == spec.rate_hz and c.dtype in ("<i2", "<f4")
+               and math.isclose(c.scale, spec.scale, rel_tol=1e-12)
+               and math.isclose(c.offset, spec.offset, rel_tol=1e-12, abs_tol=1e-12)
+               for c in chunks), f"EEG {channel}: chunk fields"
+    starts = [c.sample0 for c in chunks]
+    assert starts == [sample0, *(sample0 + np.cumsum([len(c) for c in chunks])[:-1])], \
+        f"EEG {channel}: chunks are not consecutive"
+    got = np.concatenate([np.frombuffer(base64.b64decode(c.data_b64 or ""), c.dtype or "<i2")
+                          for c in chunks])
+    assert got.shape == raw.shape and np.array_equal(got, raw), f"EEG {channel} samples"
+    times = np.concatenate([c.times_s(start.t_utc) for c in chunks])
+    assert np.array_equal(times, (sample0 + np.arange(raw.size)) / spec.rate_hz)

@@ -132,7 +132,7 @@ def test_every_eeg_channel_has_its_own_safe_source_id() -> None:
     with pytest.raises(ValueError, match="names a channel exactly for eeg"):
         info.source_id("heart_rate", "Cz")
     with pytest.raises(ValueError, match="too long for the source ids"):
-        psg_info(("Cz",), "s" * 126).source_id("eeg", "Cz")
+        psg_info(("Cz",), "s" * 126)  # refused when the session is made, before any send
 
 
 def test_a_live_psg_session_sends_compact_chunks_in_time_order_over_its_channels() -> None:

@@ -4,8 +4,9 @@ Each harness runs one ingestor against the embedded broker and stops the broker 
 middle of the session for :data:`OUTAGE_S` seconds while the ingestor goes on reading; the
 topics are then read back and checked by :func:`tests.ingestors._contract.check_session`:
 start first, consecutive ``seq`` per source, the end with each source's final ``seq``, and
-every sample exactly as the ingestor was given it, nothing lost. The long outages (60 s,
-a killed ingestor) are in ``test_outage.py``.
+every sample exactly as the ingestor was given it, nothing lost (for PSG: every EEG
+channel's recorded samples, one source per channel). The long outages (60 s, a killed
+ingestor) are in ``test_outage.py``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,25 @@ import numpy as np
 import pyedflib
 import pytest
 
+from ingestors.base import RegularSpec
 from ingestors.ble import BleakLink, ingest_ble
 from ingestors.live_edf import ingest_edf_live
-from ingestors.replay import plan_night, replay, sleep_accel_nights
+from ingestors.replay import plan_night, psg_nights, replay, sleep_accel_nights
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from stream.settings import StreamSettings
 from stream.stack import EmbeddedBroker
 from tests.ingestors._bumble_backend import BumbleBleakClient, Measurement, VirtualStrap
 from tests.ingestors._contract import Sent, check_session
-from tests.ingestors._live_edf_data import GrowingCopy, signal_header, write_edf
+from tests.ingestors._live_edf_data import GrowingCopy, signal_header, synth_ecg, write_edf
+from tests.ingestors._psg_data import (
+    Channel,
+    digitise,
+    night_stages,
+    read_back,
+    sleep_edf_hypnogram,
+    stage_eeg,
+    write_psg,
+)
 from tests.ingestors._topics import read_topics
 
 pytestmark = pytest.mark.timeout(180)
@@ -106,7 +117,65 @@ async def edf_harness(settings: StreamSettings, outage: Outage, tmp: Path) -> Se
                          np.column_stack([read[f"Acc {ax}"] for ax in "XYZ"]))})
 
 
-HARNESSES = {"replay": replay_harness, "ble": ble_harness, "live-edf": edf_harness}
+def expected_spec(ch: Channel) -> RegularSpec:
+    """A uV channel's rate and calibration from its header, by edflib's formula."""
+    return RegularSpec(ch.fs_hz, ch.gain, ch.gain * ch.offset)
+
+
+async def psg_replay_harness(settings: StreamSettings, outage: Outage, tmp: Path) -> Sent:
+    """A generated PSG night (EEG at 256 and 100 Hz, EOG) replayed in about 20 s; the
+    broker goes away after 5 s."""
+    stages = night_stages(3, 10, 3)
+    start = datetime(2024, 3, 9, 22, 0, 0)  # noqa: DTZ001
+    eeg = [digitise(stage_eeg(stages, 256.0, seed=1), "EEG Fpz-Cz", 256.0),
+           digitise(stage_eeg(stages, 256.0, seed=2), "C3-M2", 256.0),
+           digitise(stage_eeg(stages, 100.0, seed=3), "EOG(L)", 100.0)]
+    write_psg(tmp / "SC4071E0-PSG.edf", eeg, start)
+    sleep_edf_hypnogram(tmp / "SC4071EC-Hypnogram.edf", stages, start)
+    (night,) = psg_nights(tmp, crop_min=None)
+    task = asyncio.create_task(replay([night], settings, speed=night.duration_s / 20.0,
+                                      progress=False))
+    await asyncio.sleep(5.0)
+    await outage()
+    report = await task
+    assert report.nights == 1 and report.send.failures >= 1
+    written = read_back(tmp / "SC4071E0-PSG.edf")
+    return Sent(night.subject_id, night.session_id, {}, {
+        "Fpz-Cz": (written["EEG Fpz-Cz"].digital, 0, expected_spec(written["EEG Fpz-Cz"])),
+        "C3-A2": (written["C3-M2"].digital, 0, expected_spec(written["C3-M2"]))})
+
+
+async def psg_edf_harness(settings: StreamSettings, outage: Outage, tmp: Path) -> Sent:
+    """A 60-s PSG recording (2 EEG at 256 Hz, 1 at 200 Hz, EOG, EMG, ECG) growing for about
+    20 s; the broker goes away after 5 s."""
+    stages = night_stages(0, 2, 0)
+    channels = [digitise(stage_eeg(stages, 256.0, seed=4), "EEG F4-M1", 256.0),
+                digitise(stage_eeg(stages, 256.0, seed=5), "EEG C4-M1", 256.0),
+                digitise(stage_eeg(stages, 200.0, seed=6), "O2-M1", 200.0),
+                digitise(stage_eeg(stages, 100.0, seed=7), "E1-M2", 100.0),
+                digitise(stage_eeg(stages, 200.0, seed=8), "Chin EMG", 200.0),
+                digitise(synth_ecg(256.0, 60.0, seed=9)[0], "ECG", 256.0, unit="mV", span=5.0)]
+    src = write_psg(tmp / "psg.edf", channels, datetime(2024, 3, 9, 23, 41, 7))  # noqa: DTZ001
+    followed = tmp / "live-psg.edf"
+    writer = GrowingCopy(src, followed, step=1, pause_s=0.3).start()
+    task = asyncio.create_task(ingest_edf_live(
+        followed, "psg-subject", "psg-contract", settings, time_zone="Europe/Amsterdam",
+        poll_s=0.1, idle_s=2.0, progress=False))
+    await asyncio.sleep(5.0)
+    await outage()
+    report = await asyncio.wait_for(task, 60)
+    writer.join()
+    assert report.status.records == 60 and report.send.failures >= 1
+    assert report.family == "psg" and len(report.unsent) == 3  # EOG, EMG, ECG
+    written = read_back(src)
+    return Sent("psg-subject", "psg-contract", {}, {
+        name: (written[label].digital, 0, expected_spec(written[label]))
+        for name, label in (("EEG F4-M1", "EEG F4-M1"), ("C4-A1", "EEG C4-M1"),
+                            ("O2-M1", "O2-M1"))})
+
+
+HARNESSES = {"replay": replay_harness, "ble": ble_harness, "live-edf": edf_harness,
+             "replay-psg": psg_replay_harness, "live-edf-psg": psg_edf_harness}
 
 
 @pytest.mark.parametrize("kind", HARNESSES)

@@ -10,7 +10,7 @@ import pyedflib
 import pytest
 
 from ingestors.edf import read_edf
-from ingestors.errors import DataFormatError
+from ingestors.errors import DataFormatError, DataQualityWarning
 from ingestors.live_edf import LIVE_ALIASES, EdfFollower, choose_channels
 from tests.ingestors._live_edf_data import (
     HEADER_COUNT,
@@ -103,7 +103,7 @@ def test_a_record_count_going_backwards_is_an_error(night: Path, tmp_path: Path)
         follower.poll()
 
 
-def test_not_edf_truncated_and_bdf_are_refused(night: Path, tmp_path: Path) -> None:
+def test_not_edf_truncated_and_discontinuous_are_refused(night: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.edf"
     text.write_text("subject 1, night 2\n" * 20)
     with pytest.raises(DataFormatError, match=r"notes\.edf, field 'version': not an EDF/BDF"):
@@ -113,12 +113,59 @@ def test_not_edf_truncated_and_bdf_are_refused(night: Path, tmp_path: Path) -> N
     with pytest.raises(DataFormatError, match=r"cut\.edf: file is truncated inside the signal "
                        r"headers"):
         EdfFollower(cut)
-    bdf = write_edf(tmp_path / "night.bdf", _signals()[1:2], START,
-                    file_type=pyedflib.FILETYPE_BDFPLUS)
-    with pytest.raises(DataFormatError, match=r"BDF \(24-bit\) files cannot be followed"):
-        EdfFollower(bdf)
+    data = bytearray(night.read_bytes())
+    data[192:197] = b"EDF+D"
+    gaps = tmp_path / "gaps.edf"
+    gaps.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"gaps\.edf, field 'reserved': discontinuous "
+                       r"EDF\+D files cannot be followed live; expected EDF\+C, BDF\+C or "
+                       r"plain EDF/BDF; got 'EDF\+D'\. Record continuous EDF\+C, or read"):
+        EdfFollower(gaps)
     with pytest.raises(FileNotFoundError, match="missing.edf"):
         EdfFollower(tmp_path / "missing.edf")
+
+
+@pytest.mark.parametrize("file_type", [pyedflib.FILETYPE_BDFPLUS, pyedflib.FILETYPE_BDF])
+def test_a_growing_bdf_file_is_followed(tmp_path: Path, file_type: int) -> None:
+    signals = [(dict(h, digital_min=-8388608, digital_max=8388607), x) for h, x in _signals()]
+    bdf = write_edf(tmp_path / "night.bdf", signals, START, file_type=file_type)
+    data = bdf.read_bytes()
+    header_bytes = 256 * (int(data[252:256]) + 1)
+    record_bytes = (len(data) - header_bytes) // DURATION_S
+    growing = tmp_path / "growing.bdf"
+    growing.write_bytes(data[:236] + b"-1      " + data[244:header_bytes])
+    follower = EdfFollower(growing)
+    assert follower.file_type == ("BDF+C" if file_type == pyedflib.FILETYPE_BDFPLUS else "BDF")
+    parts = []
+    for cut in (record_bytes + 7, 13 * record_bytes, DURATION_S * record_bytes):
+        with growing.open("ab") as fh:
+            fh.write(data[growing.stat().st_size:header_bytes + cut])
+        parts.append(follower.poll())
+    assert follower.records_read == DURATION_S
+    with pyedflib.EdfReader(str(bdf)) as reader:
+        for i, sig in enumerate(follower.signals):
+            values = np.concatenate([p[sig.index].values for p in parts])
+            assert np.array_equal(values, reader.readSignal(i))
+            assert np.array_equal(np.concatenate([p[sig.index].t_s for p in parts]),
+                                  np.arange(values.size) / sig.sfreq_hz)
+
+
+def test_a_quirky_header_warns_once_when_followed(night: Path, tmp_path: Path) -> None:
+    data = bytearray(night.read_bytes())
+    n = int(data[252:256])
+    dimension = 256 + n * (16 + 80)  # physical dimension of signal 0 (ECG I, mV)
+    data[dimension:dimension + 8] = b"millivlt"
+    odd = tmp_path / "odd.edf"
+    odd.write_bytes(bytes(data))
+    with pytest.warns(DataQualityWarning) as caught:
+        follower = EdfFollower(odd)
+    assert len(caught) == 1
+    assert str(caught[0].message) == (
+        f"{odd}: read although it departs from the EDF specification: (1) physical dimension "
+        "'millivlt' is not a unit known here (kept as written) ('ECG I').")
+    with pytest.raises(DataFormatError, match=r"channel 'ECG I' has a physical dimension that "
+                       r"is not ECG in V, mV or uV"):
+        choose_channels(follower)
 
 
 def test_a_garbled_start_date_names_the_field(night: Path, tmp_path: Path) -> None:
@@ -175,7 +222,11 @@ def test_unknown_channels_and_mixed_families_are_refused(night: Path) -> None:
 
 
 def test_a_file_without_known_channels_says_what_to_pass(tmp_path: Path) -> None:
-    eeg = [(signal_header("EEG Fpz-Cz", 100, "uV", -200, 200), np.zeros(100 * 5))]
-    follower = EdfFollower(write_edf(tmp_path / "eeg.edf", eeg, START))
-    with pytest.raises(ValueError, match=r"eeg\.edf: no ECG, heart rate or 3-axis.*--ecg"):
+    # EEG makes a psg session now (tests/ingestors/test_live_edf_psg.py); respiration and
+    # an EEG below the front-end's 100 Hz are nothing a session can send
+    resp = [(signal_header("Resp chest", 25, "uV", -200, 200), np.zeros(25 * 5)),
+            (signal_header("EEG Fpz-Cz", 50, "uV", -200, 200), np.zeros(50 * 5))]
+    follower = EdfFollower(write_edf(tmp_path / "resp.edf", resp, START))
+    with pytest.raises(ValueError, match=r"resp\.edf: no EEG, ECG, heart rate or 3-axis.*"
+                                         r"--eeg, --ecg"):
         choose_channels(follower)

@@ -204,9 +204,14 @@ def edf_live_command(followed: Path, broker: EmbeddedBroker, spool_dir: Path,
 
 
 def spooled_rows(path: Path) -> int:
+    """Messages in a spool; 0 while the ingestor is still creating it (no table yet)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):
+            return 0
+        raise
     finally:
         db.close()
 

@@ -8,6 +8,8 @@ as Sleep-EDF pairs and as NSRR ``.edf`` + ``-nsrr.xml`` pairs.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
 import warnings
 from datetime import datetime, timedelta
@@ -18,12 +20,17 @@ import numpy as np
 import pytest
 import scipy.io
 
+from ingestors.base import RegularSpec
 from ingestors.errors import DataFormatError, DataQualityWarning
 from ingestors.hypnogram_io import read_edf_hypnogram
 from ingestors.psg_channels import channel_kind, eeg_samples
 from ingestors.replay import describe_night, pair_recordings, plan_night, psg_nights
 from models.features.eeg import eeg_measures
 from models.stages import Stage
+from stream.settings import StreamSettings
+from stream.stack import EmbeddedBroker
+from tests.ingestors._contract import Sent, check_session
+from tests.ingestors._edf_files import RawSignal, write_raw
 from tests.ingestors._psg_data import (
     Channel,
     digitise,
@@ -34,6 +41,7 @@ from tests.ingestors._psg_data import (
     stage_eeg,
     write_psg,
 )
+from tests.ingestors._topics import read_topics
 
 SC4001_START = datetime(1989, 4, 24, 16, 13, 0)  # noqa: DTZ001 - EDF clock time
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -224,7 +232,8 @@ def test_an_nsrr_pair_is_read_with_its_xml_and_the_aliases(tmp_path: Path) -> No
     stages = night_stages(6, 8, 6)
     eeg = stage_eeg(stages, 125.0, seed=5)
     channels = [digitise(eeg, "EEG", 125.0), digitise(0.8 * eeg, "EEG(sec)", 125.0),
-                digitise(eeg / 1000.0, "EOG(L)", 50.0, unit="mV", span=1.0),
+                digitise(stage_eeg(stages, 50.0, seed=6) / 1000.0, "EOG(L)", 50.0, unit="mV",
+                         span=1.0),
                 digitise(np.zeros(600 * 125), "ECG", 125.0, unit="mV", span=5.0),
                 digitise(np.full(600, 95.0), "SaO2", 1.0, unit="%", span=100.0)]
     write_psg(tmp_path / "shhs1-200001.edf", channels, datetime(1985, 1, 1, 22, 0))  # noqa: DTZ001
@@ -325,3 +334,92 @@ def test_24_bit_samples_come_back_exactly_as_float32() -> None:
         eeg_samples("x.edf", "Cz", values, gain, offset)  # beyond 16 bits
     with pytest.raises(DataFormatError, match="do not follow from whole digital values"):
         eeg_samples("x.bdf", "Cz", values + 0.3 * gain, gain, offset, wide=True)
+
+
+def test_the_replay_edf_command_reports_sends_and_checks_its_options(
+        broker: EmbeddedBroker, real_folder: Path, test_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["replay", "--help"], terminal_width=200)
+    assert shown.exit_code == 0
+    for option in ("--eeg", "--crop", "--timezone", "--dry-run", "--subjects", "--speed",
+                   "--anchor"):
+        assert option in shown.output
+    assert "sleep period +- 30 min that the psg models were trained" in re.sub(
+        r"[│\s]+", " ", shown.output)  # the words of the --crop help, out of rich's box
+    clip_only = pytest.warns(DataQualityWarning, match=r"covers epochs 0\.\.29 .* only")
+    with clip_only:
+        listed = runner.invoke(app, ["replay", "edf", str(real_folder), "--dry-run", "--crop",
+                                     "none", "--eeg", "Pz-Oz"], terminal_width=400)
+    assert listed.exit_code == 0, listed.output
+    for part in ("SC4001E0: 30 epochs", "SC4002E0: 30 epochs", "EEG Pz-Oz: 100 Hz",
+                 "EEG Fpz-Cz (EEG, 100 Hz, uV, 0.2 h read): not sent: not among the EEG",
+                 "EOG horizontal (EOG, 100 Hz, uV, 0.2 h read): not sent: no model uses EOG"):
+        assert part in listed.output
+    for args, message in (
+            (["sleep-accel", str(real_folder), "--crop", "none"], "options of the edf replay"),
+            (["edf", str(real_folder), "--crop", "half"], "--crop must be minutes >= 0"),
+            (["edf", str(real_folder), "--subjects", "SC4001E0"], "replay it uncropped"),
+            (["edf", str(test_data / "sleep-edf")], "no PSG recording")):
+        bad = runner.invoke(app, ["replay", *args, "--broker", "kafka://127.0.0.1:9"],
+                            terminal_width=400)
+        assert bad.exit_code == 2 and message in " ".join(bad.output.split()), bad.output
+    settings = StreamSettings(broker=broker.url, topic_prefix="psgreplaycli.")
+    with pytest.warns(DataQualityWarning, match=r"covers epochs 0\.\.29 .* only"):
+        done = runner.invoke(app, ["replay", "edf", str(real_folder), "--subjects",
+                                   "SC4001E0", "--crop", "none", "--anchor", "original",
+                                   "--broker", broker.url],
+                             env={"SLEEPSTREAM_TOPIC_PREFIX": "psgreplaycli."},
+                             terminal_width=400)
+    assert done.exit_code == 0, done.output
+    assert "replayed 1 nights: 360 chunks, 180000 samples" in done.output
+    written = read_back(real_folder / "SC4001E0-PSG.edf")
+    expected = {name: (written[label].digital, 0,
+                       RegularSpec(100.0, written[label].gain,
+                                   written[label].gain * written[label].offset))
+                for name, label in (("Fpz-Cz", "EEG Fpz-Cz"), ("Pz-Oz", "EEG Pz-Oz"))}
+    records = asyncio.run(read_topics(settings))
+    received = check_session(records, Sent("SC4001E0", "edf-SC4001E0", {}, expected))
+    assert received.start.t_utc == SC4001_START.replace(tzinfo=AMSTERDAM)
+
+
+def raw_signal(label: str, digital: np.ndarray, rate: int) -> RawSignal:
+    """A uV channel for :func:`write_raw` over the full 24-bit range (+-839 uV)."""
+    return RawSignal(label.encode(), b"uV", "-838.861", "838.8607", -8_388_608, 8_388_607,
+                     rate, digital)
+
+
+def test_a_bdf_recording_arrives_with_its_24_bit_samples(tmp_path: Path) -> None:
+    stages = night_stages(2, 4, 2)
+    rng = np.random.default_rng(12)
+    digital = [rng.integers(-8_388_608, 8_388_608, 8 * 30 * 256) for _ in range(2)]
+    write_raw(tmp_path / "night.bdf", [raw_signal("EEG C4-M1", digital[0], 256),
+                                       raw_signal("EEG O2-M1", digital[1], 256)],
+              bdf=True, start=datetime(2024, 1, 1, 23, 0))  # noqa: DTZ001
+    nsrr_xml(tmp_path / "night.xml", stages)
+    (night,) = psg_nights(tmp_path, crop_min=None)
+    assert night.channels == ("C4-A1", "EEG O2-M1")
+    for stream, d in zip(night.eeg, digital, strict=True):
+        assert stream.raw.dtype == np.float32 and np.array_equal(stream.raw, d)
+        gain = (838.8607 + 838.861) / (2 * 8_388_608 - 1)
+        expected = gain * (838.8607 / gain - 8_388_607 + d)  # edflib's decoding
+        np.testing.assert_allclose(stream.physical(), expected, rtol=1e-9, atol=1e-9)
+    chunk = next(c for _, c in plan_night(night, anchor="original").chunks())
+    assert chunk.dtype == "<f4" and len(chunk) == 1280
+
+
+def test_an_edf_with_its_digital_range_out_of_range_is_replayed_with_the_warning(
+        tmp_path: Path) -> None:
+    stages = night_stages(2, 4, 2)
+    digital = np.random.default_rng(13).integers(-32768, 32768, 8 * 30 * 100)
+    signal = RawSignal(b"EEG Fpz-Cz", b"uV", "-400", "400", -40000, 40000, 100, digital)
+    write_raw(tmp_path / "night.edf", [signal], bdf=False,
+              start=datetime(2024, 1, 1, 23, 0))  # noqa: DTZ001
+    nsrr_xml(tmp_path / "night.xml", stages)
+    with pytest.warns(DataQualityWarning, match=r"digital range \[-40000, 40000\] is not "
+                                                r"within the 16-bit sample range"):
+        (night,) = psg_nights(tmp_path, crop_min=None)
+    assert night.eeg[0].raw.dtype == np.int16 and np.array_equal(night.eeg[0].raw, digital)
