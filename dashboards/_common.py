@@ -1,9 +1,11 @@
 """What the dashboards share: the stage vocabulary on screen, query pieces, finishing touches.
 
 The stage codes are those of ``stage_code`` in the ``sleep_stage`` measurement
-(:mod:`stream.sinks.points`): the class index of the 4-class models (0 = W, 1 = light,
-2 = deep, 3 = REM), shown with their AASM names and one fixed colour each, so that the
-hypnogram, the probabilities and the stage shares read alike.
+(:data:`stream.sinks.points.STAGE_CODES`: one code per class name, 0 = W, 1 = light,
+2 = deep, 3 = REM of the 4-class wearable and cardio models, 4 = N1, 5 = N2, 6 = N3 of the
+5-class psg models), shown with their AASM names and one fixed colour each, so that the
+hypnogram, the probabilities and the stage shares read alike whatever model staged the
+night (N2 has the colour of light sleep, N3 that of deep sleep).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from grafana_foundation_sdk.models import dashboard as model
 from dashboards.influxql import DATASOURCE, InfluxQL, InfluxQLQuery
 
 __all__ = [
+    "ALL_STAGES",
     "STAGES",
+    "STAGES_5",
     "SUBJECT_FILTER",
     "StageStyle",
     "finish",
@@ -38,7 +42,7 @@ class StageStyle(NamedTuple):
     Attributes
     ----------
     code : int
-        ``stage_code`` value (class index of the 4-class models).
+        ``stage_code`` value (:data:`stream.sinks.points.STAGE_CODES`).
     name : str
         Class name as the models write it (``stage`` field, ``p_<name>`` field suffix).
     text : str
@@ -60,6 +64,16 @@ STAGES: Final = (
     StageStyle(2, "deep", "N3 (deep)", "#1F60C4"),
     StageStyle(3, "REM", "R (REM)", "#E02F44"),
 )
+#: The 5 classes of the psg models (W and REM as above), in their class order.
+STAGES_5: Final = (
+    STAGES[0],
+    StageStyle(4, "N1", "N1", "#C0D8FF"),
+    StageStyle(5, "N2", "N2", "#8AB8FF"),
+    StageStyle(6, "N3", "N3 (deep)", "#1F60C4"),
+    STAGES[3],
+)
+#: Every class a model writes, once each.
+ALL_STAGES: Final = (*STAGES, *STAGES_5[1:4])
 
 #: WHERE clause of one subject's night(s); ``$session`` is a regex (All = ``.*``).
 SUBJECT_FILTER: Final = "\"subject\" = '$subject' AND \"session\" =~ /^$session$/"
@@ -81,7 +95,7 @@ def stage_mappings() -> list[model.ValueMapping]:
     """Value mappings ``stage_code`` -> AASM display text and the stage's colour."""
     options = {
         str(s.code): model.ValueMappingResult(text=s.text, color=s.color, index=s.code)
-        for s in STAGES
+        for s in ALL_STAGES
     }
     return [model.ValueMap(options=options)]
 
@@ -95,7 +109,7 @@ class _Overridable(Protocol):
 P = TypeVar("P", bound=_Overridable)
 
 
-def stage_overrides(panel: P, stages: Sequence[StageStyle] = STAGES) -> P:
+def stage_overrides(panel: P, stages: Sequence[StageStyle] = ALL_STAGES) -> P:
     """Fixed colour and AASM display name for the fields named after a class (``W``...).
 
     Parameters

@@ -59,6 +59,11 @@ SELECT count("hr_samples") AS "epochs without heart signal" FROM "sleep_inputs"
 WHERE "hr_samples" = 0 AND "beats" = 0 AND $timeFilter
 GROUP BY time($__interval), "subject" fill(none)
 """
+_GAPS_NO_EEG = """
+SELECT count("eeg_channels") AS "epochs without EEG" FROM "sleep_inputs"
+WHERE "eeg_channels" = 0 AND $timeFilter
+GROUP BY time($__interval), "subject" fill(none)
+"""
 
 
 def _active_window() -> dash.CustomVariable:
@@ -116,12 +121,14 @@ def _current_stage() -> table.Panel:
 def _gaps() -> timeseries.Panel:
     return (
         timeseries.Panel().title("Data gaps per subject").span(24).height(8)
-        .description("Epochs closed without any sample (the stage is then a guess) and "
-                     "epochs without any heart signal (no heart-rate sample and no beat), "
-                     "counted per interval.")
+        .description("Epochs closed without any input (the stage is then a guess), "
+                     "epochs without any heart signal (no heart-rate sample and no beat) "
+                     "and PSG epochs without any EEG channel with data, counted per "
+                     "interval.")
         .interval("30s")
         .with_target(query(_GAPS_NO_DATA, alias="$tag_subject: no data"))
         .with_target(query(_GAPS_NO_HR, alias="$tag_subject: no heart signal"))
+        .with_target(query(_GAPS_NO_EEG, alias="$tag_subject: no EEG"))
         .draw_style(cm.GraphDrawStyle.BARS).fill_opacity(80).unit("none").decimals(0)
         .legend(legend())
         .tooltip(common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI)

@@ -2,8 +2,12 @@
 
 Top to bottom: the hypnogram (a state timeline with one row for the causal stages the
 worker emits epoch by epoch and one for the offline revision of the whole night), the
-causal stage probabilities stacked, the heart rate and activity that went in, and the
-night summary of the latest offline revision.
+causal stage probabilities stacked, the inputs (heart rate and activity, or for a PSG the
+EEG channels with data and their amplitude), and the night summary of the latest offline
+revision. A night is shown in its models' classes: W, light, deep, REM (wearable, cardio)
+or W, N1, N2, N3, REM (psg); queries that read one stage set's fields select its points by
+a field only that set writes (``p_light``, ``minutes_light``; ``p_N1``, ``minutes_N1``), so a
+subject's night answers one of them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards._common import (
     STAGES,
+    STAGES_5,
     SUBJECT_FILTER,
+    StageStyle,
     finish,
     legend,
     new_dashboard,
@@ -36,19 +42,31 @@ SELECT last("stage_code") AS "stage_code" FROM "sleep_stage"
 WHERE {SUBJECT_FILTER} AND $timeFilter
 GROUP BY time(30s), "kind" fill(null)
 """
-_PROBABILITIES = f"""
-SELECT {", ".join(f'mean("p_{s.name}") AS "{s.name}"' for s in STAGES)} FROM "sleep_stage"
-WHERE {SUBJECT_FILTER} AND "kind" = 'causal' AND $timeFilter
+
+
+def _probabilities_query(stages: tuple[StageStyle, ...]) -> str:
+    """The causal probabilities of the points of one stage set (``p_<its 2nd class>``)."""
+    fields = ", ".join(f'mean("p_{s.name}") AS "{s.name}"' for s in stages)
+    return f"""
+SELECT {fields} FROM "sleep_stage"
+WHERE {SUBJECT_FILTER} AND "kind" = 'causal' AND "p_{stages[1].name}" >= 0 AND $timeFilter
 GROUP BY time($__interval) fill(null)
 """
+
+
 _INPUTS = f"""
 SELECT mean("hr_mean_bpm") AS "heart rate", mean("activity_counts") AS "activity"
 FROM "sleep_inputs" WHERE {SUBJECT_FILTER} AND $timeFilter
 GROUP BY time($__interval) fill(null)
 """
+_EEG_INPUTS = f"""
+SELECT mean("eeg_rms_uv") AS "EEG amplitude", mean("eeg_channels") AS "EEG channels"
+FROM "sleep_inputs" WHERE {SUBJECT_FILTER} AND $timeFilter
+GROUP BY time($__interval) fill(null)
+"""
 #: (field, title, unit, decimals, description) of the night summary stats.
 _SUMMARY: Final = (
-    ("tst_min", "Total sleep time", "m", 0, "Minutes scored as sleep (light, deep or REM)."),
+    ("tst_min", "Total sleep time", "m", 0, "Minutes scored as sleep (any stage but W)."),
     ("se_pct", "Sleep efficiency", "percent", 1, "Total sleep time / time in bed."),
     ("sol_min", "Sleep onset latency", "m", 0, "Minutes from session start to the first "
      "sleep epoch."),
@@ -70,7 +88,9 @@ def _hypnogram() -> statetimeline.Panel:
         statetimeline.Panel().title("Hypnogram").span(24).height(8)
         .description("Stage of every 30-s epoch: the causal model live (top) and the "
                      "offline model's revision of the whole night (bottom). Classes are "
-                     "the models' 4: W, light (AASM N1/N2), deep (N3) and REM (R).")
+                     "the models': W, light (AASM N1/N2), deep (N3) and REM (R) of the "
+                     "wearable and cardio models; W, N1, N2, N3 and REM of the psg (EEG) "
+                     "models.")
         .with_target(query(_HYPNOGRAM, alias="$tag_kind"))
         .mappings(stage_mappings())
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED)
@@ -88,9 +108,11 @@ def _probabilities() -> timeseries.Panel:
     panel = (
         timeseries.Panel().title("Stage probabilities (causal)").span(24).height(7)
         .description("The causal model's class probabilities per epoch, stacked to 1; "
-                     "averaged over the interval when zoomed out.")
+                     "averaged over the interval when zoomed out. Query A answers for the "
+                     "4-class models, B for the 5-class psg models.")
         .interval("30s")
-        .with_target(query(_PROBABILITIES, alias="$col"))
+        .with_target(query(_probabilities_query(STAGES), alias="$col"))
+        .with_target(query(_probabilities_query(STAGES_5), alias="$col"))
         .unit("percentunit").min(0).max(1)
         .stacking(common.StackingConfig().mode(cm.StackingMode.NORMAL))
         .fill_opacity(70).line_width(1).show_points(cm.VisibilityMode.NEVER).legend(legend())
@@ -102,11 +124,14 @@ def _probabilities() -> timeseries.Panel:
 
 def _inputs() -> timeseries.Panel:
     return (
-        timeseries.Panel().title("Heart rate and activity").span(24).height(7)
-        .description("Mean heart rate (bpm) and activity counts per 30-s epoch, as the "
-                     "worker received them (sleep_inputs); gaps are epochs without samples.")
+        timeseries.Panel().title("Inputs: heart rate and activity, or EEG").span(24).height(7)
+        .description("What the worker received per 30-s epoch (sleep_inputs): mean heart "
+                     "rate (bpm) and activity counts of a wearable or cardio night (query "
+                     "A); of a PSG (query B) the EEG channels with data and their RMS "
+                     "amplitude (uV). Gaps are epochs without samples.")
         .interval("30s")
         .with_target(query(_INPUTS, alias="$col"))
+        .with_target(query(_EEG_INPUTS, alias="$col"))
         .unit("suffix: bpm").fill_opacity(0).line_width(1)
         .show_points(cm.VisibilityMode.NEVER).legend(legend())
         .tooltip(common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI))
@@ -119,6 +144,18 @@ def _inputs() -> timeseries.Panel:
             model.DynamicConfigValue("custom.fillOpacity", 60),
             model.DynamicConfigValue("custom.axisPlacement", "right"),
             model.DynamicConfigValue("color", {"fixedColor": "#73BF69", "mode": "fixed"}),
+        ])
+        .override_by_name("EEG amplitude", [
+            model.DynamicConfigValue("unit", "suffix: µV"),
+            model.DynamicConfigValue("color", {"fixedColor": "#8F3BB8", "mode": "fixed"}),
+        ])
+        .override_by_name("EEG channels", [
+            model.DynamicConfigValue("unit", "short"),
+            model.DynamicConfigValue("decimals", 0),
+            model.DynamicConfigValue("custom.drawStyle", "bars"),
+            model.DynamicConfigValue("custom.fillOpacity", 40),
+            model.DynamicConfigValue("custom.axisPlacement", "right"),
+            model.DynamicConfigValue("color", {"fixedColor": "#8D99A6", "mode": "fixed"}),
         ])
     )
 
@@ -134,13 +171,21 @@ def _summary_stat(field: str, title: str, unit: str, decimals: int,
     )
 
 
+def _shares_query(stages: tuple[StageStyle, ...]) -> str:
+    """The latest offline summary's stage shares of one stage set (``minutes_<2nd class>``)."""
+    fields = ", ".join(f'last("pct_{s.name}") AS "{s.name}"' for s in stages[1:])
+    return f'SELECT {fields} {_SUMMARY_WHERE} AND "minutes_{stages[1].name}" >= 0'
+
+
 def _stage_shares() -> bargauge.Panel:
-    sleep = STAGES[1:]
-    fields = ", ".join(f'last("pct_{s.name}") AS "{s.name}"' for s in sleep)
+    sleep = (*STAGES[1:], *STAGES_5[1:4])
     panel = (
         bargauge.Panel().title("Stages, % of total sleep time").span(9).height(5)
-        .description("Share of each sleep stage in the total sleep time." + _SUMMARY_NOTE)
-        .with_target(query(f"SELECT {fields} {_SUMMARY_WHERE}", alias="$col"))
+        .description("Share of each sleep stage in the total sleep time: light, deep and "
+                     "REM (query A, 4-class models) or N1, N2, N3 and REM (query B, psg)."
+                     + _SUMMARY_NOTE)
+        .with_target(query(_shares_query(STAGES), alias="$col"))
+        .with_target(query(_shares_query(STAGES_5), alias="$col"))
         .unit("percent").min(0).max(100).decimals(1)
         .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .orientation(cm.VizOrientation.HORIZONTAL)

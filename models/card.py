@@ -4,7 +4,9 @@ Every ``<name>.onnx`` ships with a ``<name>.json`` card (sleepecg's ``save_class
 keeps the feature settings beside the classifier in the same spirit). The card records
 the inputs, the feature names in order and their registry version, the epoch length and
 context, the stage set of the output and how it folds into coarser sets, the training data
-with its licences, cross-validated metrics, the commit and the hash of the ONNX file.
+with its licences, cross-validated metrics, the commit and the hash of the ONNX file. A model
+that reads a set of channels per epoch (the psg family) also describes that set
+(:class:`ChannelSet`); its feature names are those of each channel.
 The runtime refuses a card that does not match what the stream computes.
 
 This module needs pydantic only (no torch, no onnxruntime) so that both the exporter and
@@ -34,6 +36,8 @@ from models.stages import CLASS_NAMES, Stage, n_classes, reduce_stages
 
 __all__ = [
     "CARD_SCHEMA_VERSION",
+    "CHANNEL_AXIS",
+    "ChannelSet",
     "DatasetRef",
     "ModelCard",
     "ModelCardError",
@@ -46,6 +50,9 @@ __all__ = [
 
 #: Version of the card layout; bump it when a field changes meaning.
 CARD_SCHEMA_VERSION: Literal[1] = 1
+
+#: Name of the dynamic channel axis (axis 2 of ``x``) of a channel-set model.
+CHANNEL_AXIS = "n_channels"
 
 
 class ModelCardError(ValueError):
@@ -118,6 +125,34 @@ class DatasetRef(BaseModel):
     citation: str | None = None
 
 
+class ChannelSet(BaseModel):
+    """The channels a channel-set model reads per epoch: axis 2 of its input ``x``.
+
+    The net encodes every channel with the same weights and pools over the channels
+    present, so the order of the channels does not matter and a masked channel counts as
+    absent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    modality: Literal["eeg"] = Field(description="what every channel must be")
+    min_channels: int = Field(default=1, ge=1)
+    max_channels: int | None = Field(default=None, ge=1, description="null: any number")
+    montage: str = Field(default="any", min_length=1,
+                         description="the derivations taken, e.g. 'any' or 'C4-M1'")
+    trained_on: tuple[str, ...] = Field(
+        min_length=1, description="channel labels of the training recordings")
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.max_channels is not None and self.max_channels < self.min_channels:
+            msg = (f"max_channels ({self.max_channels}) must be >= min_channels "
+                   f"({self.min_channels})")
+            raise ValueError(msg)
+        return self
+
+
 class ModelCard(BaseModel):
     """Everything the runtime needs to check before it trusts an exported network.
 
@@ -152,6 +187,8 @@ class ModelCard(BaseModel):
     cv_metrics: dict[str, float] = Field(default_factory=dict)
     ensemble_members: int = Field(
         default=1, ge=1, description="nets whose probabilities the graph averages")
+    channel_set: ChannelSet | None = Field(
+        default=None, description="the channel axis of a channel-set model; null otherwise")
     git_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}(-dirty)?$")
     created_utc: AwareDatetime
     onnx_opset: int = Field(ge=17)
@@ -194,6 +231,7 @@ class ModelCard(BaseModel):
         if self.derived_stage_sets != expected:
             msg = f"derived_stage_sets must be {expected}; got {self.derived_stage_sets}"
             raise ValueError(msg)
+        self._check_layout()
         n_features = self.inputs[0].shape[-1] if self.inputs[0].shape else None
         if n_features != len(self.feature_names):
             msg = (
@@ -203,9 +241,23 @@ class ModelCard(BaseModel):
             raise ValueError(msg)
         return self
 
+    def _check_layout(self) -> None:
+        """``x`` has a channel axis exactly when the card describes a channel set."""
+        x = self.inputs[0].shape
+        if self.channel_set is None:
+            if len(x) == 4:
+                msg = (f"input {self.inputs[0].name!r} has 4 axes {x} but the card has no "
+                       "channel_set; describe the channels or use (batch, n_epochs, n_features)")
+                raise ValueError(msg)
+            return
+        if len(x) != 4 or x[2] != CHANNEL_AXIS:
+            msg = (f"a channel-set model's input {self.inputs[0].name!r} must have shape "
+                   f"(batch, n_epochs, {CHANNEL_AXIS!r}, n_features); got {x}")
+            raise ValueError(msg)
+
     @property
     def n_features(self) -> int:
-        """Number of per-epoch features the network reads."""
+        """Number of features the network reads per epoch (per channel of a channel set)."""
         return len(self.feature_names)
 
     def to_json(self) -> str:

@@ -10,9 +10,9 @@ the log level of torch's ONNX op registry, which logs that torchvision (not a de
 is missing.
 
 After writing, the file is loaded in ONNX Runtime and compared with the torch network on
-random inputs (several batch sizes, and several night lengths for offline nets); a
-mismatch beyond ``rtol=1e-3, atol=1e-5`` raises :class:`ExportVerificationError` and the
-files are removed.
+random inputs (several batch sizes, several night lengths for offline nets, and 1, 2 and 6
+channels for a channel-set net, whose channel axis stays dynamic); a mismatch beyond
+``rtol=1e-3, atol=1e-5`` raises :class:`ExportVerificationError` and the files are removed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import torch
 from torch import Tensor
 
 from models.card import (
+    CHANNEL_AXIS,
+    ChannelSet,
     DatasetRef,
     ModelCard,
     TensorSpec,
@@ -57,6 +59,11 @@ OUTPUT_NAME = "probs"
 # Night lengths used to check an offline export; 1 and odd lengths catch shape bugs.
 _VERIFY_EPOCHS = (1, 37, 300)
 _VERIFY_BATCHES = (1, 3)
+# Channel counts used to check a channel-set export (one, the training two, a full montage).
+_VERIFY_CHANNELS = (1, 2, 6)
+# Channels of the example input the graph is traced with (not 1: a size-1 axis may be
+# specialised by the exporter).
+_EXAMPLE_CHANNELS = 3
 #: Tolerances of the ONNX Runtime vs torch check (STYLE: Lightning's test_onnx.py).
 _RTOL, _ATOL = 1e-3, 1e-5
 
@@ -122,17 +129,23 @@ def _quiet_exporter() -> Iterator[None]:
         registry_log.setLevel(level)
 
 
-def _example_inputs(net: StagerNet, batch: int, n_epochs: int, seed: int) -> tuple[Tensor, Tensor]:
+def _example_inputs(
+    net: StagerNet, batch: int, n_epochs: int, seed: int, n_channels: int = _EXAMPLE_CHANNELS
+) -> tuple[Tensor, Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, n_epochs, net.n_features, generator=generator) * 3.0
-    valid = (torch.rand(batch, n_epochs, generator=generator) > 0.2).to(torch.float32)
+    outer = (batch, n_epochs, n_channels) if net.channel_set else (batch, n_epochs)
+    x = torch.randn(*outer, net.n_features, generator=generator) * 3.0
+    valid = (torch.rand(*outer, generator=generator) > 0.2).to(torch.float32)
     return x, valid
 
 
 def _shapes(net: StagerNet) -> tuple[list[TensorSpec], list[TensorSpec]]:
     time_axis: int | str = net.context_epochs if net.context_epochs is not None else EPOCH_AXIS
-    x = TensorSpec(name="x", shape=(BATCH_AXIS, time_axis, net.n_features))
-    valid = TensorSpec(name="valid", shape=(BATCH_AXIS, time_axis))
+    outer: tuple[int | str, ...] = (BATCH_AXIS, time_axis)
+    if net.channel_set:
+        outer = (*outer, CHANNEL_AXIS)
+    x = TensorSpec(name="x", shape=(*outer, net.n_features))
+    valid = TensorSpec(name="valid", shape=outer)
     out: tuple[int | str, ...] = (BATCH_AXIS, net.n_outputs)
     if net.kind == "offline":
         out = (BATCH_AXIS, EPOCH_AXIS, net.n_outputs)
@@ -154,6 +167,8 @@ def _to_onnx(net: StagerNet, opset: int, example: tuple[Tensor, Tensor]) -> onnx
     axes: dict[int, Any] = {0: torch.export.Dim.DYNAMIC}
     if net.kind == "offline":
         axes[1] = torch.export.Dim.DYNAMIC
+    if net.channel_set:
+        axes[2] = torch.export.Dim.DYNAMIC
     with _quiet_exporter():
         program = torch.onnx.export(
             net,
@@ -179,8 +194,10 @@ def _to_onnx(net: StagerNet, opset: int, example: tuple[Tensor, Tensor]) -> onnx
 def _verify(net: StagerNet, path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     lengths = _VERIFY_EPOCHS if net.context_epochs is None else (net.context_epochs,)
-    for i, (batch, n_epochs) in enumerate((b, t) for b in _VERIFY_BATCHES for t in lengths):
-        x, valid = _example_inputs(net, batch, n_epochs, 1 + i)
+    channels = _VERIFY_CHANNELS if net.channel_set else (0,)
+    cases = [(b, t, c) for b in _VERIFY_BATCHES for t in lengths for c in channels]
+    for i, (batch, n_epochs, n_channels) in enumerate(cases):
+        x, valid = _example_inputs(net, batch, n_epochs, 1 + i, n_channels)
         with torch.no_grad():
             expected = net(x, valid).numpy()
         got = session.run([OUTPUT_NAME], {"x": x.numpy(), "valid": valid.numpy()})[0]
@@ -208,6 +225,7 @@ def export_onnx(
     cv_metrics: Mapping[str, float] | None = None,
     commit: str | None = None,
     opset: int = DEFAULT_OPSET,
+    channel_set: ChannelSet | None = None,
 ) -> ExportedModel:
     """Write ``<name>.onnx`` and its ``<name>.json`` card, then check ORT against torch.
 
@@ -234,6 +252,9 @@ def export_onnx(
         Git commit of the code; default: detected with :func:`git_commit`.
     opset : int
         ONNX opset, >= 17.
+    channel_set : ChannelSet, optional
+        What the channels of a channel-set net are (its card's ``channel_set``); required
+        for such a net, refused for any other.
 
     Returns
     -------
@@ -245,7 +266,8 @@ def export_onnx(
     TypeError
         If ``net`` is not a sleepstream stager.
     ValueError
-        If the feature names do not match ``net.n_features`` or ``opset < 17``.
+        If the feature names do not match ``net.n_features``, ``opset < 17``, or
+        ``channel_set`` is missing for a channel-set net (or given for another).
     ModelCardError
         If a card field does not validate (checked before exporting).
     ExportVerificationError
@@ -262,6 +284,10 @@ def export_onnx(
         raise ValueError(msg)
     if opset < 17:
         msg = f"opset must be >= 17 (LayerNormalization); got {opset}"
+        raise ValueError(msg)
+    if net.channel_set != (channel_set is not None):
+        msg = (f"{type(net).__name__} {'reads' if net.channel_set else 'does not read'} a "
+               "channel set: pass channel_set (a models.card.ChannelSet) exactly for such a net")
         raise ValueError(msg)
     name = f"{net.family}-{net.kind}"
     inputs, outputs = _shapes(net)
@@ -288,6 +314,7 @@ def export_onnx(
             "datasets": tuple(datasets),
             "cv_metrics": dict(cv_metrics or {}),
             "ensemble_members": int(getattr(net, "n_members", 1)),
+            "channel_set": channel_set,
             "git_commit": commit if commit is not None else git_commit(),
             "created_utc": datetime.now(UTC),
             "onnx_opset": opset,

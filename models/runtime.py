@@ -203,6 +203,7 @@ class OnnxModel:
         self._output = [card.outputs[0].name]
         self._n_features = card.n_features
         self._n_epochs = card.context_epochs
+        self._channel_set = card.channel_set
         self._ones: dict[tuple[int, ...], NDArray[np.float32]] = {}
 
     def __repr__(self) -> str:
@@ -242,9 +243,11 @@ class OnnxModel:
         x : array-like, shape (batch, n_epochs, n_features), float32
             Causal: the last ``context_epochs`` epochs, oldest first, left-padded with
             zeros. Offline: whole nights. Non-finite values are replaced by 0 with a
-            warning (missing data should be zero-filled and flagged by mask columns).
-        valid : array-like, shape (batch, n_epochs), optional
-            1 for a real epoch, 0 for padding or no data; all ones if None.
+            warning (missing data should be zero-filled and flagged by mask columns). A
+            channel-set model (``card.channel_set``) takes (batch, n_epochs, n_channels,
+            n_features): any number of channels within the card's range, in any order.
+        valid : array-like, shape x.shape[:-1], optional
+            1 for a real epoch (channel), 0 for padding or no data; all ones if None.
         stage_set : {4, 3, 2}, optional
             Fold the probabilities into a coarser stage set.
 
@@ -254,32 +257,44 @@ class OnnxModel:
             Class probabilities; each row sums to 1.
         """
         x = _as_float32(x)
-        if (
-            x.ndim != 3
-            or x.shape[2] != self._n_features
-            or (self._n_epochs is not None and x.shape[1] != self._n_epochs)
-        ):
-            epochs = self._n_epochs if self._n_epochs is not None else "n_epochs"
-            msg = (
-                f"model {self.card.name!r} expects x of shape (batch, {epochs}, "
-                f"{self._n_features}); got {x.shape}"
-            )
-            raise ValueError(msg)
+        self._check_shape(x)
         # One reduction instead of an isfinite pass: NaN and inf survive a sum (an overflow
         # to inf only sends a finite input down the exact check below).
         if not math.isfinite(np.add.reduce(x, axis=None)):
             x = self._zero_nonfinite(x)
         if valid is None:
-            mask = self._ones.get(x.shape[:2])
+            mask = self._ones.get(x.shape[:-1])
             if mask is None:
-                mask = self._ones_for(x.shape[:2])
+                mask = self._ones_for(x.shape[:-1])
         else:
             mask = _as_float32(valid)
-            if mask.shape != x.shape[:2]:
-                msg = f"valid must have shape {x.shape[:2]} (batch, n_epochs); got {mask.shape}"
+            if mask.shape != x.shape[:-1]:
+                axes = "(batch, n_epochs, n_channels)" if x.ndim == 4 else "(batch, n_epochs)"
+                msg = f"valid must have shape {x.shape[:-1]} {axes}; got {mask.shape}"
                 raise ValueError(msg)
         probs: NDArray[np.float32] = self._session.run(self._output, {"x": x, "valid": mask})[0]
         return probs if stage_set is None else to_stage_set(probs, stage_set)
+
+
+    def _check_shape(self, x: NDArray[np.float32]) -> None:
+        channels = self._channel_set
+        epochs = self._n_epochs if self._n_epochs is not None else "n_epochs"
+        layout = f"(batch, {epochs}, n_channels, " if channels else f"(batch, {epochs}, "
+        if (
+            x.ndim != (4 if channels else 3)
+            or x.shape[-1] != self._n_features
+            or (self._n_epochs is not None and x.shape[1] != self._n_epochs)
+        ):
+            msg = (f"model {self.card.name!r} expects x of shape {layout}{self._n_features}); "
+                   f"got {x.shape}")
+            raise ValueError(msg)
+        if channels is not None:
+            most = channels.max_channels
+            if x.shape[2] < channels.min_channels or (most is not None and x.shape[2] > most):
+                span = f"{channels.min_channels}..{most if most is not None else 'any'}"
+                msg = (f"model {self.card.name!r} takes {span} {channels.modality} channels; got "
+                       f"{x.shape[2]}")
+                raise ValueError(msg)
 
 
 def _as_float32(a: ArrayLike) -> NDArray[np.float32]:

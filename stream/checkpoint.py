@@ -48,7 +48,11 @@ def block_key(subject_id: str, session_id: str, first: int) -> str:
 
 
 def encode_row(row: NDArray[np.float32], has_data: bool) -> str:
-    """A feature row and its has-data flag as text (little-endian float32, base64)."""
+    """A stored feature row and its has-data flag as text (little-endian float32, base64).
+
+    ``row`` is :attr:`stream.engine.ClosedEpoch.stored`: a psg row is per channel with the
+    channel mask as its last column; :func:`night_rows` gives it its shape back.
+    """
     data = base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
     return f"{int(has_data)}:{data}"
 
@@ -150,7 +154,7 @@ class SubjectState:
 def night_rows(
     sub: SubjectState,
     session: Session,
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     rows_lookup: Callable[[str], dict[str, Any] | None],
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_], list[str]]:
     """A finished night's feature rows, from the saved blocks and what is in memory.
@@ -161,14 +165,15 @@ def night_rows(
         The subject, its epochs closed up to the night's end.
     session : Session
         The night.
-    shape : (int, int)
-        Epochs of the night and features per row.
+    shape : tuple of int
+        Epochs of the night, then the shape of a stored row
+        (:attr:`stream.engine.SubjectProcessor.row_shape`).
     rows_lookup : callable
         Reads the night-rows table.
 
     Returns
     -------
-    rows : ndarray of float32, shape (n_epochs, n_features)
+    rows : ndarray of float32, shape ``shape``
     has_data : ndarray of bool, shape (n_epochs,)
     keys : list of str
         The night's blocks in the table (to delete once the night is re-scored).
@@ -180,7 +185,7 @@ def night_rows(
 
     def put(k: int, row: NDArray[np.float32], flag: bool) -> None:
         if 0 <= k < n:
-            rows[k], has_data[k], known[k] = row, flag, True
+            rows[k], has_data[k], known[k] = row.reshape(shape[1:]), flag, True
 
     keys = [block_key(sub.subject_id, session.session_id, first) for first in sub.row_blocks]
     for first, key in zip(sub.row_blocks, keys, strict=True):
@@ -192,7 +197,7 @@ def night_rows(
         put(k, *decode_row(enc))
     for s, e in sub.closed:
         if s.session_id == session.session_id:
-            put(e.index, e.row, e.has_data)
+            put(e.index, e.stored, e.has_data)
     if not known.all():
         log.error("subject %s session %s: %d of %d feature rows missing from the "
                   "night-rows table; they are scored as empty epochs",

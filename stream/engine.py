@@ -1,12 +1,15 @@
 """The per-subject core of the stream, free of Kafka and Faust: epochs from sample chunks.
 
 A :class:`SubjectProcessor` holds one session of one subject. It drops duplicate chunks
-(same source and sequence number), feeds samples to the same
-:class:`~models.features.FeatureExtractor` the training code uses, tracks event time,
-and closes 30-s epochs once event time has passed their end plus a grace period (or when
-the session ends, or when a live timer finds the subject silent). Each closed epoch comes
-with its feature row and the causal model's 25-epoch window, so staging is a single
-batched model call for all subjects whose epochs closed together.
+(same source and sequence number), feeds samples to its family's epoch assembly
+(:mod:`stream.assembly`: the same :class:`~models.features.FeatureExtractor` the training
+code uses; for psg sessions one raw-EEG front-end per channel and the per-channel
+features, :mod:`stream.eeg_assembly`), tracks event time, and closes 30-s epochs once
+event time has passed their end plus a grace period, or as soon as all of an epoch's inputs
+are in (psg: every EEG channel made it final), or when the session ends, or when a live
+timer finds the subject silent. Each closed epoch comes with its feature row and the causal
+model's 25-epoch window, so staging is a single batched model call for all subjects whose
+epochs closed together.
 
 Its whole state round-trips through a JSON-able dict (:meth:`SubjectProcessor.to_state`),
 which the Faust agent keeps in a changelog-backed table.
@@ -26,24 +29,32 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from models.features import FeatureExtractor
+from models.features.registry import PER_CHANNEL_FAMILIES
+from stream.assembly import EPOCH_S, EpochAssembler, SampleAssembler
+from stream.eeg_assembly import EegAssembler
 from stream.schemas import EpochInputStats, SampleChunk, SessionEvent
 
 __all__ = [
+    "EPOCH_S",
     "ClosedEpoch",
     "Outcome",
     "SeqWindow",
     "Session",
     "SubjectProcessor",
+    "new_assembler",
+    "split_rows",
+    "stored_row",
 ]
 
-EPOCH_S = 30.0
 _STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class Session:
-    """One night of one subject, as announced on the sessions topic."""
+    """One night of one subject, as announced on the sessions topic.
+
+    ``channels`` are the EEG channel labels of a psg session (empty otherwise).
+    """
 
     subject_id: str
     session_id: str
@@ -53,13 +64,14 @@ class Session:
     start_is_nominal: bool = False
     modalities: tuple[str, ...] = ()
     live: bool = True
+    channels: tuple[str, ...] = ()
 
     @classmethod
     def from_event(cls, ev: SessionEvent) -> Session:
         """Build from a ``start`` session event (``t_utc`` is the session start)."""
         start = ev.t_utc.astimezone(ZoneInfo(ev.time_zone))
         return cls(ev.subject_id, ev.session_id, start, ev.family, ev.time_zone,
-                   ev.start_is_nominal, tuple(ev.modalities), ev.live)
+                   ev.start_is_nominal, tuple(ev.modalities), ev.live, tuple(ev.channels))
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -68,6 +80,7 @@ class Session:
             "start_utc": self.start.astimezone(UTC).isoformat(), "family": self.family,
             "time_zone": self.time_zone, "start_is_nominal": self.start_is_nominal,
             "modalities": list(self.modalities), "live": self.live,
+            "channels": list(self.channels),
         }
 
     @classmethod
@@ -75,7 +88,8 @@ class Session:
         """Inverse of :meth:`to_state`."""
         start = datetime.fromisoformat(d["start_utc"]).astimezone(ZoneInfo(d["time_zone"]))
         return cls(d["subject_id"], d["session_id"], start, d["family"], d["time_zone"],
-                   bool(d["start_is_nominal"]), tuple(d["modalities"]), bool(d.get("live", True)))
+                   bool(d["start_is_nominal"]), tuple(d["modalities"]), bool(d.get("live", True)),
+                   tuple(d.get("channels", ())))
 
     def epoch_start(self, index: int) -> datetime:
         """Start of epoch ``index`` (UTC)."""
@@ -90,17 +104,20 @@ class ClosedEpoch:
     ----------
     index : int
         Epoch number since the session start (its start is ``Session.epoch_start(index)``).
-    row : ndarray of float32, shape (n_features,)
-        Feature row (identical to the batch computation).
-    window : ndarray of float32, shape (context_epochs, n_features)
+    row : ndarray of float32, shape (n_features,) or (n_channels, n_features)
+        Feature row (identical to the batch computation); per EEG channel for psg.
+    window : ndarray of float32, shape (context_epochs, *row.shape)
         The last ``context_epochs`` rows ending with ``row``, oldest first, left-padded
         with zeros.
-    valid : ndarray of float32, shape (context_epochs,)
-        1 for real epochs in ``window``, 0 for padding.
+    valid : ndarray of float32, shape (context_epochs,) or (context_epochs, n_channels)
+        1 for real epochs in ``window`` (psg: for the channels with measures), 0 for
+        padding and masked channels.
     inputs : EpochInputStats
         Sample statistics of the epoch (carried on to its causal stage event).
     has_data : bool
-        Whether any sample fell into the epoch.
+        Whether the epoch had input: a sample, or for psg a channel with measures.
+    present : ndarray of bool, shape (n_channels,), or None
+        psg: the channels with measures in the epoch.
     """
 
     index: int
@@ -109,6 +126,12 @@ class ClosedEpoch:
     valid: NDArray[np.float32]
     inputs: EpochInputStats
     has_data: bool
+    present: NDArray[np.bool_] | None = None
+
+    @property
+    def stored(self) -> NDArray[np.float32]:
+        """The row as the night-rows table keeps it (:func:`stored_row`)."""
+        return stored_row(self.row, self.present)
 
 
 class Outcome(Enum):
@@ -164,15 +187,53 @@ class SeqWindow:
         return cls(size, max(seqs, default=-1), seqs)
 
 
-_ACC_KEYS = {"heart_rate": 0, "activity_counts": 2, "rr": 4}
-
-
 def _b64(a: NDArray[np.float32]) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode("ascii")
 
 
 def _unb64(s: str) -> NDArray[np.float32]:
     return np.frombuffer(base64.b64decode(s), dtype="<f4").copy()
+
+
+def new_assembler(session: Session) -> EpochAssembler:
+    """The epoch assembly of a session's family."""
+    if session.family in PER_CHANNEL_FAMILIES:
+        return EegAssembler(session.start, session.channels)
+    return SampleAssembler(session.family, session.start, session.start_is_nominal)
+
+
+def stored_row(row: NDArray[np.float32], present: NDArray[np.bool_] | None) -> NDArray[np.float32]:
+    """A closed epoch's row as the checkpoint and the night-rows table keep it.
+
+    A channel-set row (n_channels, n_features) gets its channel mask as one more column,
+    ``(n_channels, n_features + 1)``; other rows are kept as they are.
+    """
+    if present is None:
+        return row
+    return np.column_stack([row, present.astype(np.float32)])
+
+
+def split_rows(
+    stored: NDArray[np.float32], channel_set: bool
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Model input and mask of stored rows (inverse of :func:`stored_row`).
+
+    Parameters
+    ----------
+    stored : ndarray of float32, shape (..., n_features) or (..., n_channels, n_features + 1)
+        Stored rows.
+    channel_set : bool
+        Whether they are channel-set rows.
+
+    Returns
+    -------
+    x : ndarray of float32, shape (..., n_features) or (..., n_channels, n_features)
+    valid : ndarray of float32, shape (...) or (..., n_channels)
+        All ones, or the channel mask.
+    """
+    if not channel_set:
+        return stored, np.ones(stored.shape[:-1], np.float32)
+    return np.ascontiguousarray(stored[..., :-1]), np.ascontiguousarray(stored[..., -1])
 
 
 class SubjectProcessor:
@@ -205,20 +266,27 @@ class SubjectProcessor:
         self.grace_s = float(grace_s)
         self.context_epochs = int(context_epochs)
         self.dedupe_window = int(dedupe_window)
-        self.extractor = FeatureExtractor(
-            session.family, session.start, session.start_is_nominal, EPOCH_S
-        )
+        self.assembler = new_assembler(session)
         self.watermark_s = -math.inf
         self.sources: dict[str, SeqWindow] = {}
+        # stored rows (stored_row) of the last context_epochs closed epochs
         self.context: deque[NDArray[np.float32]] = deque(maxlen=self.context_epochs)
-        # per open epoch: [hr_sum, hr_n, act_sum, act_n, rr_sum, rr_n]
-        self.accumulators: dict[int, list[float]] = {}
         self.ended = False
 
     @property
     def n_closed(self) -> int:
         """Epochs closed so far."""
-        return self.extractor.n_closed
+        return self.assembler.n_closed
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Shape of a stored row of this session (:func:`stored_row`)."""
+        return self.assembler.row_shape
+
+    @property
+    def channel_set(self) -> bool:
+        """Whether the session's rows are per channel (the psg family)."""
+        return self.session.family in PER_CHANNEL_FAMILIES
 
     # ------------------------------------------------------------------ input
     def apply(self, chunk: SampleChunk) -> tuple[Outcome, str]:
@@ -241,15 +309,12 @@ class SubjectProcessor:
         if len(chunk) == 0:
             self._remember(chunk)
             return Outcome.ACCEPTED, "empty chunk"
-        t = chunk.times_s(self.session.start)
-        values = chunk.values_array()
         try:
-            self.extractor.add_samples(chunk.modality, t, values, chunk.beat_types)
+            last_s = self.assembler.add(chunk)
         except ValueError as err:
             return Outcome.REJECTED, str(err)
         self._remember(chunk)
-        self._accumulate(chunk.modality, t, values)
-        self.watermark_s = max(self.watermark_s, float(t[-1]))
+        self.watermark_s = max(self.watermark_s, last_s)
         return Outcome.ACCEPTED, ""
 
     def remember(self, chunk: SampleChunk) -> None:
@@ -264,28 +329,13 @@ class SubjectProcessor:
         window = self.sources.setdefault(chunk.source_id, SeqWindow(self.dedupe_window))
         window.add(chunk.seq)
 
-    def _accumulate(self, modality: str, t: NDArray[np.float64], v: NDArray[np.float64]) -> None:
-        slot = _ACC_KEYS.get(modality)
-        if slot is None:  # acceleration: its counts are summarised through the extractor
-            for k in np.unique(np.floor(t / EPOCH_S).astype(np.int64)):
-                self.accumulators.setdefault(int(k), [0.0] * 6)
-            return
-        first, last = math.floor(t[0] / EPOCH_S), math.floor(t[-1] / EPOCH_S)
-        if first == last:  # the usual case: the whole chunk inside one epoch
-            acc = self.accumulators.setdefault(first, [0.0] * 6)
-            acc[slot] += float(v.sum())
-            acc[slot + 1] += float(len(v))
-            return
-        epochs = np.floor(t / EPOCH_S).astype(np.int64)
-        for k in np.unique(epochs):
-            sel = epochs == k
-            acc = self.accumulators.setdefault(int(k), [0.0] * 6)
-            acc[slot] += float(v[sel].sum())
-            acc[slot + 1] += float(sel.sum())
-
     # ------------------------------------------------------------------ closing
     def due(self, now_s: float | None = None) -> int:
         """How many epochs can close now.
+
+        An epoch closes once event time has passed its end plus the grace period (plus
+        the EEG front-ends' delay, :attr:`~stream.assembly.EpochAssembler.delay_s`), or
+        earlier when all of its inputs are in (psg: every channel made it final).
 
         Parameters
         ----------
@@ -295,10 +345,11 @@ class SubjectProcessor:
             grace period. Without it, only the samples' own event time counts.
         """
         clock = self.watermark_s if now_s is None else max(self.watermark_s, now_s)
+        complete = self.assembler.complete()
         if not math.isfinite(clock):
-            return 0
-        closable = math.floor((clock - self.grace_s) / EPOCH_S)
-        return max(0, closable - self.n_closed)
+            return complete
+        closable = math.floor((clock - self.grace_s - self.assembler.delay_s) / EPOCH_S)
+        return max(0, closable - self.n_closed, complete)
 
     def close(self, n: int) -> list[ClosedEpoch]:
         """Close the next ``n`` epochs in order."""
@@ -312,45 +363,31 @@ class SubjectProcessor:
 
     def _close_one(self) -> ClosedEpoch:
         index = self.n_closed
-        row = self.extractor.close_epoch()
-        self.context.append(row)
+        epoch = self.assembler.close_epoch()
+        self.context.append(stored_row(epoch.row, epoch.present))
         n_real = len(self.context)
-        window = np.zeros((self.context_epochs, row.shape[0]), dtype=np.float32)
+        window = np.zeros((self.context_epochs, *self.row_shape), dtype=np.float32)
         window[self.context_epochs - n_real:] = np.stack(self.context)
-        valid = np.zeros(self.context_epochs, dtype=np.float32)
-        valid[self.context_epochs - n_real:] = 1.0
-        acc = self.accumulators.pop(index, None)
-        inputs, has_data = self._inputs(acc)
-        return ClosedEpoch(index, row, window, valid, inputs, has_data)
-
-    @staticmethod
-    def _inputs(acc: list[float] | None) -> tuple[EpochInputStats, bool]:
-        a = acc or [0.0] * 6
-
-        def mean(s: float, n: float) -> float | None:
-            return s / n if n else None
-
-        inputs = EpochInputStats(
-            hr_mean_bpm=mean(a[0], a[1]), hr_samples=int(a[1]),
-            activity_counts=a[2] if a[3] else None, activity_samples=int(a[3]),
-            rr_mean_s=mean(a[4], a[5]), beats=int(a[5]),
-        )
-        return inputs, acc is not None
+        x, valid = split_rows(window, self.channel_set)
+        if not self.channel_set:  # the padding epochs are not real
+            valid[: self.context_epochs - n_real] = 0.0
+        return ClosedEpoch(index, epoch.row, x, valid, epoch.inputs, epoch.has_data,
+                           epoch.present)
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         """The whole processor as a JSON-able dict (for a changelog-backed table)."""
+        assembly = self.assembler.to_state()
         return {
             "state_version": _STATE_VERSION,
             "session": self.session.to_state(),
             "grace_s": self.grace_s,
             "context_epochs": self.context_epochs,
             "dedupe_window": self.dedupe_window,
-            "extractor": self.extractor.to_state(),
+            **(assembly if isinstance(self.assembler, SampleAssembler) else {"eeg": assembly}),
             "watermark_s": self.watermark_s if math.isfinite(self.watermark_s) else None,
             "sources": {k: w.to_state() for k, w in self.sources.items()},
             "context": [_b64(r) for r in self.context],
-            "accumulators": {str(k): v for k, v in self.accumulators.items()},
             "ended": self.ended,
         }
 
@@ -371,11 +408,14 @@ class SubjectProcessor:
             raise ValueError(msg)
         new = cls(Session.from_state(d["session"]), grace_s=d["grace_s"],
                   context_epochs=d["context_epochs"], dedupe_window=d["dedupe_window"])
-        new.extractor = FeatureExtractor.from_state(d["extractor"])
+        session = new.session
+        new.assembler = (EegAssembler.from_state(d["eeg"], session.start) if "eeg" in d
+                         else SampleAssembler.from_state(d))
         new.watermark_s = -math.inf if d["watermark_s"] is None else float(d["watermark_s"])
         new.sources = {k: SeqWindow.from_state(v, new.dedupe_window)
                        for k, v in d["sources"].items()}
-        new.context = deque((_unb64(r) for r in d["context"]), maxlen=new.context_epochs)
-        new.accumulators = {int(k): list(v) for k, v in d["accumulators"].items()}
+        shape = new.row_shape
+        new.context = deque((_unb64(r).reshape(shape) for r in d["context"]),
+                            maxlen=new.context_epochs)
         new.ended = bool(d["ended"])
         return new

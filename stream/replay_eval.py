@@ -7,7 +7,12 @@ and collects every stage event the worker emits; :func:`evaluate` then checks
   same shipped models on the same samples (:meth:`~stream.staging.FamilyModels.predict_night`),
   epoch by epoch, and
 * **agreement** with the labels: pooled κ, macro-F1, accuracy and per-class F1 in 4, 3
-  and 2 classes, and the median per-night κ, with the training code's metrics.
+  and 2 classes (and 5, W/N1/N2/N3/REM, when every night is staged by 5-class models: the
+  psg family), and the median per-night κ, with the training code's metrics.
+
+The batch side of a psg night (:func:`psg_batch_rows`) runs the raw-EEG front-end over each
+whole channel (:func:`~stream.eeg_assembly.eeg_night_rows`), on the samples the replay
+sends.
 
 ``sleepstream replay-eval`` wraps both (with an embedded broker and worker when no
 broker is configured) and writes ``results.json``, ``results.md`` and confusion matrices.
@@ -31,8 +36,11 @@ from ingestors.replay import ReplayNight, ReplayReport, replay
 from models.evaluation.metrics import NightlyReport, score_nights
 from models.evaluation.plots import plot_confusion_matrix
 from models.features import compute_features
+from models.features.psg import PsgRows
+from models.features.registry import PER_CHANNEL_FAMILIES
 from models.stages import class_stages
 from stream.collect import OutputCollector
+from stream.eeg_assembly import EegSignal, eeg_night_rows
 from stream.schemas import StageEvent
 from stream.settings import StreamSettings
 from stream.staging import FamilyModels
@@ -41,20 +49,22 @@ __all__ = [
     "NightParity",
     "StreamEvaluation",
     "StreamRun",
+    "batch_predictions",
     "batch_rows",
     "evaluate",
+    "psg_batch_rows",
     "run_through_stream",
 ]
 
-_NAMES = ("W", "light", "deep", "REM")
 KINDS = ("causal", "offline")
-#: Chunk spans of an as-fast-as-possible replay: one chunk per modality and epoch (the
-#: worker's grace period must be at least this long).
-AFAP_SPANS = {"heart_rate": 30.0, "activity_counts": 30.0, "acceleration": 30.0, "rr": 30.0}
+#: Chunk spans of an as-fast-as-possible replay: one chunk per modality (EEG channel) and
+#: epoch (the worker's grace period must be at least this long).
+AFAP_SPANS = {"heart_rate": 30.0, "activity_counts": 30.0, "acceleration": 30.0, "rr": 30.0,
+              "eeg": 30.0}
 
 
 def batch_rows(night: ReplayNight) -> NDArray[np.float32]:
-    """Feature rows of a whole night computed in one batch from the replayed samples."""
+    """Feature rows of a whole wearable or cardio night in one batch from its samples."""
     s = night.streams
 
     def pair(m: str) -> tuple[Any, Any] | None:
@@ -68,6 +78,34 @@ def batch_rows(night: ReplayNight) -> NDArray[np.float32]:
         rr=(rr.t_s, rr.values, rr.beat_types) if rr is not None else None,
         start_is_nominal=night.start_is_nominal,
     )
+
+
+def psg_batch_rows(night: ReplayNight) -> PsgRows:
+    """Per-channel feature rows of a whole psg night in one batch from its EEG channels.
+
+    Each channel's samples as the worker decodes them from its chunks (raw x scale +
+    offset, uV) from ``sample0 / rate_hz`` s after the start, without those at or after the
+    session end (the replay sends none of them).
+    """
+    end_s = night.duration_s
+    signals = []
+    for ch in night.eeg:
+        rate = ch.spec.rate_hz
+        n = min(ch.raw.size, max(0, math.ceil(end_s * rate) - ch.sample0))
+        signals.append(EegSignal(ch.channel, rate, ch.sample0 / rate,
+                                 ch.spec.physical(ch.raw[:n])))
+    return eeg_night_rows(signals, night.n_epochs)
+
+
+def batch_predictions(night: ReplayNight,
+                      models: FamilyModels) -> dict[str, NDArray[np.float32]]:
+    """The causal and offline models' probabilities of every epoch of a night, in batch."""
+    if night.family in PER_CHANNEL_FAMILIES:
+        rows = psg_batch_rows(night)
+        probs = models.predict_night(rows.features, rows.present)
+    else:
+        probs = models.predict_night(batch_rows(night))
+    return dict(zip(KINDS, probs, strict=True))
 
 
 @dataclass
@@ -191,14 +229,15 @@ class StreamEvaluation:
         return "\n".join(lines) + "\n"
 
     def write(self, out: Path) -> list[Path]:
-        """Write results.json, results.md and one confusion matrix per model (4 classes)."""
+        """Write results.json, results.md and one confusion matrix per model (its classes)."""
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "results.json", out / "results.md"]
         paths[0].write_text(json.dumps(self.as_dict(), indent=2, default=_jsonable) + "\n")
         paths[1].write_text(self.markdown())
         for kind, by_set in self.reports.items():
-            r = by_set[4]
-            p = out / f"confusion-{kind}-4class.png"
+            most = max(by_set)
+            r = by_set[most]
+            p = out / f"confusion-{kind}-{most}class.png"
             fig = plot_confusion_matrix(r.pooled.confusion, r.pooled.class_names,
                                         title=f"{self.dataset} {kind} (stream), κ "
                                         f"{r.pooled.kappa:.3f}", path=p)
@@ -219,11 +258,12 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def _probs(events: Mapping[int, StageEvent], n: int) -> tuple[NDArray[np.float64], int]:
-    p = np.full((n, len(_NAMES)), np.nan)
+def _probs(events: Mapping[int, StageEvent], n: int,
+           names: Sequence[str]) -> tuple[NDArray[np.float64], int]:
+    p = np.full((n, len(names)), np.nan)
     for k, ev in events.items():
         if 0 <= k < n:
-            p[k] = [ev.probabilities[c] for c in _NAMES]
+            p[k] = [ev.probabilities[c] for c in names]
     return p, sum(1 for k in events if 0 <= k < n)
 
 
@@ -235,33 +275,39 @@ def evaluate(
     weights_dir: Path | None = None,
     atol: float = 1e-5,
 ) -> StreamEvaluation:
-    """Parity with the batch predictions and agreement with the labels."""
-    loaded: dict[str, FamilyModels] = {}
+    """Parity with the batch predictions and agreement with the labels.
+
+    Scored in the stage sets every night's models can tell: 4, 3 and 2 classes, and 5 when
+    all nights are staged by 5-class models (psg).
+    """
+    loaded = {f: FamilyModels(f, weights_dir) for f in sorted({n.family for n in nights})}
+    fewest = min((len(m.causal.card.class_names) for m in loaded.values()), default=4)
+    stage_sets = tuple(s for s in (5, 4, 3, 2) if s <= fewest)
     parity: list[NightParity] = []
     pairs: dict[str, dict[int, dict[str, tuple[Any, Any]]]] = {
-        k: {s: {} for s in (4, 3, 2)} for k in KINDS
+        k: {s: {} for s in stage_sets} for k in KINDS
     }
     for night in nights:
-        family_models = loaded.get(night.family) or loaded.setdefault(
-            night.family, FamilyModels(night.family, weights_dir))
-        batch = dict(zip(KINDS, family_models.predict_night(batch_rows(night)), strict=True))
+        family_models = loaded[night.family]
+        names = family_models.causal.card.class_names
+        batch = batch_predictions(night, family_models)
         counts, diffs, mismatches = {}, {}, {}
         for kind in KINDS:
             got = run.collector.events.get((night.subject_id, night.session_id, kind), {})
-            p, counts[kind] = _probs(got, night.n_epochs)
+            p, counts[kind] = _probs(got, night.n_epochs, names)
             seen = ~np.isnan(p[:, 0])
             diffs[kind] = float(np.abs(p[seen] - batch[kind][seen]).max()) if seen.any() \
                 else math.inf
             mismatches[kind] = int((p[seen].argmax(1) != batch[kind][seen].argmax(1)).sum())
             if night.labels is not None and seen.all():
-                pred = class_stages(p.argmax(1), len(_NAMES))
-                for s in (4, 3, 2):
+                pred = class_stages(p.argmax(1), len(names))
+                for s in stage_sets:
                     pairs[kind][s][night.subject_id] = (night.labels, pred)
         parity.append(NightParity(night.subject_id, night.session_id, night.n_epochs, counts,
                                   diffs, mismatches))
     reports = {
-        kind: {s: score_nights(pairs[kind][s], s) for s in (4, 3, 2)}
-        for kind in KINDS if pairs[kind][4]
+        kind: {s: score_nights(pairs[kind][s], s) for s in stage_sets}
+        for kind in KINDS if pairs[kind][stage_sets[-1]]
     }
     c = run.collector
     return StreamEvaluation(

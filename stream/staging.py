@@ -5,6 +5,12 @@ not match the live feature registry, and turns closed epochs into
 :class:`~stream.schemas.StageEvent` payloads — one onnxruntime call for every epoch that
 closed together, whatever subject it belongs to — and a finished night into offline
 events plus a :class:`~stream.schemas.NightSummary`.
+
+The psg models read a set of EEG channels per epoch (their cards' ``channel_set``): the
+epochs of subjects with different channel counts share the call, each padded to the widest
+set with masked channels (a masked channel weighs exactly nothing in the nets' channel
+pooling, so padding changes no probability beyond float rounding). They stage 5 classes
+(W, N1, N2, N3, REM); their night summaries give N1, N2 and N3 minutes.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.evaluation.night_stats import night_stats_from_stages
-from models.features import FEATURE_VERSION, feature_names
-from models.runtime import OnnxModel, load_model, validate_card
+from models.features import feature_names, feature_version
+from models.features.registry import PER_CHANNEL_FAMILIES
+from models.runtime import CardMismatchError, OnnxModel, load_model, validate_card
 from models.stages import CLASS_NAMES, class_stages, n_classes
 from stream.engine import EPOCH_S, ClosedEpoch, Session
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
@@ -63,10 +70,18 @@ class FamilyModels:
 
     Parameters
     ----------
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         Model family; models ``<family>-causal`` and ``<family>-offline`` are loaded.
     weights_dir : Path, optional
         Where the ``.onnx`` and card files are (default: the package's shipped weights).
+
+    Raises
+    ------
+    FileNotFoundError
+        If a model is not there.
+    CardMismatchError
+        If a card does not fit the stream's features (names, version, epoch, context, and
+        whether it reads a channel set).
     """
 
     family: str
@@ -76,10 +91,49 @@ class FamilyModels:
         names = feature_names(self.family)
         self.causal = load_model(f"{self.family}-causal", self.weights_dir)
         self.offline = load_model(f"{self.family}-offline", self.weights_dir)
-        validate_card(self.causal.card, names, FEATURE_VERSION, EPOCH_S,
-                      self.causal.card.context_epochs)
-        validate_card(self.offline.card, names, FEATURE_VERSION, EPOCH_S, None)
+        version = feature_version(self.family)
+        validate_card(self.causal.card, names, version, EPOCH_S, self.causal.card.context_epochs)
+        validate_card(self.offline.card, names, version, EPOCH_S, None)
+        self.channel_set = self.family in PER_CHANNEL_FAMILIES
+        for model in (self.causal, self.offline):
+            if (model.card.channel_set is not None) != self.channel_set:
+                msg = (f"model {model.card.name!r}: field 'channel_set' is "
+                       f"{model.card.channel_set!r} but the stream's {self.family!r} features "
+                       f"{'are' if self.channel_set else 'are not'} per channel. Re-export the "
+                       "model with its family's layout.")
+                raise CardMismatchError(msg)
         self.context_epochs = int(self.causal.card.context_epochs or 25)
+
+    def check_channels(self, channels: Sequence[str]) -> None:
+        """Refuse a session's channel set that the models cannot read (``ValueError``)."""
+        if not self.channel_set:
+            return
+        for model in (self.causal, self.offline):
+            spec = model.card.channel_set
+            assert spec is not None
+            most = spec.max_channels
+            if not spec.min_channels <= len(channels) <= (most or len(channels)):
+                span = f"{spec.min_channels}..{most if most is not None else 'any'}"
+                msg = (f"model {model.card.name!r} reads {span} {spec.modality} channels; the "
+                       f"session has {len(channels)}: {list(channels)}")
+                raise ValueError(msg)
+
+    def _causal_batch(
+        self, closed: Sequence[tuple[Session, ClosedEpoch]]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """The closed epochs' windows as one model input, channel sets padded to the widest."""
+        if not self.channel_set:
+            return (np.stack([e.window for _, e in closed]),
+                    np.stack([e.valid for _, e in closed]))
+        first = closed[0][1].window
+        width = max(e.window.shape[1] for _, e in closed)
+        x = np.zeros((len(closed), first.shape[0], width, first.shape[2]), np.float32)
+        valid = np.zeros(x.shape[:-1], np.float32)
+        for i, (_, e) in enumerate(closed):
+            c = e.window.shape[1]
+            x[i, :, :c] = e.window
+            valid[i, :, :c] = e.valid
+        return x, valid
 
     def stage_causal(
         self,
@@ -90,9 +144,7 @@ class FamilyModels:
         """Stage epochs that closed together (any subjects) in one model call."""
         if not closed:
             return []
-        x = np.stack([e.window for _, e in closed])
-        valid = np.stack([e.valid for _, e in closed])
-        probs = self.causal.predict(x, valid)
+        probs = self.causal.predict(*self._causal_batch(closed))
         stamp = emitted_at or datetime.now(closed_at.tzinfo)
         events: list[StageEvent] = []
         for i, (session, epoch) in enumerate(closed):
@@ -100,10 +152,31 @@ class FamilyModels:
                               [epoch.has_data], closed_at, stamp, [epoch.inputs])
         return events
 
+    def _mask(self, rows: NDArray[np.float32],
+              present: NDArray[np.bool_] | NDArray[np.float32] | None) -> NDArray[np.float32]:
+        """The models' ``valid`` input of a night's rows."""
+        if not self.channel_set:
+            return np.ones(rows.shape[0], np.float32)
+        if present is None or np.shape(present) != rows.shape[:2]:
+            msg = (f"{self.family} rows of shape {rows.shape} (n_epochs, n_channels, "
+                   f"n_features) need `present` of shape {rows.shape[:2]}; got "
+                   f"{None if present is None else np.shape(present)}")
+            raise ValueError(msg)
+        return np.asarray(present, np.float32)
+
     def predict_night(
-        self, rows: NDArray[np.float32]
+        self, rows: NDArray[np.float32],
+        present: NDArray[np.bool_] | NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Batch predictions of a whole night: what the stream must reproduce epoch by epoch.
+
+        Parameters
+        ----------
+        rows : ndarray of float32, shape (n_epochs, n_features) or (n_epochs, n_channels,
+            n_features)
+            The night's feature rows (per channel for psg).
+        present : ndarray of bool, shape (n_epochs, n_channels), optional
+            psg only (required there): which channels had measures in each epoch.
 
         Returns
         -------
@@ -112,17 +185,18 @@ class FamilyModels:
             masked) and the offline model on the whole night.
         """
         n, ctx = rows.shape[0], self.context_epochs
+        mask = self._mask(rows, present)
         if n == 0:
             empty = np.zeros((0, len(self.causal.card.class_names)), np.float32)
             return empty, empty.copy()
-        padded = np.concatenate([np.zeros((ctx - 1, rows.shape[1]), np.float32), rows])
-        valid = np.concatenate([np.zeros(ctx - 1, np.float32), np.ones(n, np.float32)])
+        padded = np.concatenate([np.zeros((ctx - 1, *rows.shape[1:]), np.float32), rows])
+        valid = np.concatenate([np.zeros((ctx - 1, *mask.shape[1:]), np.float32), mask])
         idx = np.arange(n)[:, None] + np.arange(ctx)[None, :]
         causal = np.concatenate([
             self.causal.predict(padded[idx[i: i + 1000]], valid[idx[i: i + 1000]])
             for i in range(0, n, 1000)
         ])
-        offline = self.offline.predict(rows[None], np.ones((1, n), np.float32))[0]
+        offline = self.offline.predict(rows[None], mask[None])[0]
         return causal, offline
 
     def stage_night(
@@ -132,19 +206,23 @@ class FamilyModels:
         has_data: Sequence[bool],
         closed_at: datetime,
         emitted_at: datetime | None = None,
+        present: NDArray[np.bool_] | NDArray[np.float32] | None = None,
     ) -> tuple[list[StageEvent], NightSummary | None]:
         """Re-score a whole night with the offline model.
 
         Parameters
         ----------
-        rows : ndarray of float32, shape (n_epochs, n_features)
+        rows : ndarray of float32, shape (n_epochs, n_features) or (n_epochs, n_channels,
+            n_features)
             The night's feature rows, epoch 0 first.
         has_data : sequence of bool, length n_epochs
-            Whether each epoch had samples (reported on the events).
+            Whether each epoch had input (reported on the events).
+        present : ndarray of bool, shape (n_epochs, n_channels), optional
+            psg only (required there): which channels had measures in each epoch.
         """
         if rows.shape[0] == 0:
             return [], None
-        probs = self.offline.predict(rows[None], np.ones((1, rows.shape[0]), np.float32))[0]
+        probs = self.offline.predict(rows[None], self._mask(rows, present)[None])[0]
         stamp = emitted_at or datetime.now(closed_at.tzinfo)
         events = _events(session, range(rows.shape[0]), probs, self.offline, "offline",
                          has_data, closed_at, stamp)
@@ -168,9 +246,10 @@ def night_summary(
     """Night statistics of a session's hypnogram as one model staged it.
 
     The statistics are :func:`models.evaluation.night_stats.night_stats_from_stages` of
-    the hypnogram in the model's own stage set (minutes of W, light, deep and REM for
-    today's 4-class models), so they equal what ``sleepstream evaluate`` reports for the
-    same night; see that module for the definitions and the undefined values (None).
+    the hypnogram in the model's own stage set (minutes of W, N1, N2, N3 and REM for the
+    5-class psg models, of W, light, deep and REM for the 4-class models), so they equal
+    what ``sleepstream evaluate`` reports for the same night; see that module for the
+    definitions and the undefined values (None).
 
     Parameters
     ----------

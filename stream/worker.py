@@ -48,7 +48,14 @@ from stream.checkpoint import (
 )
 from stream.codecs import DecodeFailure, decode
 from stream.effects import Effects, Inbound, TopicKind, WorkerStats
-from stream.engine import EPOCH_S, ClosedEpoch, Outcome, Session, SubjectProcessor
+from stream.engine import (
+    EPOCH_S,
+    ClosedEpoch,
+    Outcome,
+    Session,
+    SubjectProcessor,
+    split_rows,
+)
 from stream.readability import AlwaysReadable, InputClock
 from stream.schemas import DeadLetter, SampleChunk, SessionEvent
 from stream.settings import StreamSettings
@@ -102,7 +109,8 @@ class Worker:
         self.inputs: InputClock = inputs if inputs is not None else AlwaysReadable(clock)
         self.subjects: dict[str, SubjectState] = {}
         self.stats = WorkerStats()
-        self._offline: list[tuple[Session, NDArray[np.float32], list[bool]]] = []
+        self._offline: list[tuple[Session, NDArray[np.float32], NDArray[np.float32] | None,
+                                  list[bool]]] = []
         self._due: dict[str, SubjectState] = {}
         self._finished_now: set[tuple[str, str]] = set()
 
@@ -287,9 +295,18 @@ class Worker:
                 "at models of that family; its chunks are dead-lettered too"), "NoModels")
             return
         session = Session.from_event(ev)
-        # the causal window is as long as the shipped causal model of the family reads
-        sub.proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
+        try:
+            models.check_channels(session.channels)
+            # the causal window is as long as the shipped causal model of the family reads
+            proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
                                     context_epochs=models.context_epochs)
+        except ValueError as err:  # e.g. a psg session without EEG channels, or too many
+            self._dead(fx, msg, "process", (
+                f"session {ev.session_id!r} of {ev.subject_id!r} cannot be staged: {err}. "
+                "Announce what the family's models read; its chunks are dead-lettered too"),
+                "BadSession")
+            return
+        sub.proc = proc
         sub.end = None
         sub.row_blocks, sub.unsaved_rows = [], []
         sub.dirty = True
@@ -398,11 +415,13 @@ class Worker:
             end = session.start + timedelta(seconds=n_total * EPOCH_S)
         sub.closed += [(session, e) for e in proc.close_until(end)]
         rows, has_data, keys = night_rows(
-            sub, session, (proc.n_closed, proc.extractor.n_features), self.rows_lookup)
+            sub, session, (proc.n_closed, *proc.row_shape), self.rows_lookup)
         fx.rows += [(sub.partition, key, None) for key in keys]
         # the causal events of the epochs closed just now are staged with the batch; the
         # offline revision follows in the same batch
-        self._offline.append((session, rows, [bool(v) for v in has_data]))
+        x, valid = split_rows(rows, proc.channel_set)
+        self._offline.append((session, x, valid if proc.channel_set else None,
+                              [bool(v) for v in has_data]))
         sub.finished_session = session.session_id
         sub.finished_sources = dict(proc.sources)
         sub.proc = None
@@ -426,9 +445,9 @@ class Worker:
             self.stats.causal_events += len(events)
             self.stats.latencies_s.extend(e.latency_s for e in events)
             fx.stage_events += events
-        for session, rows, has_data in self._offline:
+        for session, rows, present, has_data in self._offline:
             events, summary = self.models_of(session.family).stage_night(
-                session, rows, has_data, closed_at)
+                session, rows, has_data, closed_at, present=present)
             self.stats.offline_events += len(events)
             fx.stage_events += events
             if summary is not None:
@@ -439,7 +458,7 @@ class Worker:
             closed_any = bool(sub.closed)
             for session, epoch in sub.closed:
                 if (sub.subject_id, session.session_id) not in self._finished_now:
-                    sub.unsaved_rows.append((epoch.index, encode_row(epoch.row,
+                    sub.unsaved_rows.append((epoch.index, encode_row(epoch.stored,
                                                                       epoch.has_data)))
             sub.closed = []
             # a checkpoint at a session start, end or finish, and after epochs closed (at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -35,3 +36,21 @@ def shared_data() -> Path:
 def test_data() -> Path:
     """Small real excerpts shipped with the tests (see tests/data/ATTRIBUTION.md)."""
     return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def psg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder: the shipped models, and psg-causal and psg-offline exported by the
+    real export code.
+
+    The psg models are untrained (see tests/stream/_psg.py): the shipped psg models come
+    from training.
+    """
+    from models.runtime import default_weights_dir
+    from tests.stream._psg import export_psg_models
+
+    folder = tmp_path_factory.mktemp("psg-weights")
+    for path in default_weights_dir().glob("*-*.*"):
+        if path.suffix in (".onnx", ".json"):
+            shutil.copy(path, folder / path.name)
+    return export_psg_models(folder)

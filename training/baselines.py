@@ -1,8 +1,10 @@
 """Baselines on the same subject-wise folds as the networks.
 
 * ``logreg``: logistic regression on our own per-epoch features (the networks' input
-  rows, one epoch at a time, no context), standardised on the training subjects,
-  ``class_weight="balanced"``, 4 classes.
+  rows, one epoch at a time, no context; a channel set's rows side by side, so every night
+  must have the same channels), standardised on the training subjects,
+  ``class_weight="balanced"``, in the corpus's stage set (4 classes; 5 for Sleep-EDF).
+  Epochs without data (validity 0) are neither trained on nor scored.
 * ``walch-*`` (Sleep-Accel only): the dataset authors' classifiers (Walch et al. 2019:
   logistic regression, random forest, k-NN, MLP) on their own per-epoch features
   (count, hr, time, circadian, cosine), wake/NREM/REM (3 classes). They only have valid
@@ -24,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.cv import make_folds
-from training.datasets.base import NightSet
+from training.datasets.base import Night, NightSet
 
 __all__ = ["logreg_baseline", "run_baselines", "walch_baselines"]
 
@@ -54,19 +56,33 @@ def logreg_baseline(nights: NightSet, folds: str = "loso", seed: int = 0) -> tup
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    k = nights.stage_set
     probs: Arrays = {}
     meta: list[Any] = []
     for fold in make_folds(nights.subjects, folds, seed=seed):
         train = nights.select(fold.train + fold.val)
-        x = np.nan_to_num(np.concatenate([n.features for n in train]).astype(np.float64))
-        y = np.concatenate([n.labels(4) for n in train])
+        x = np.concatenate([_rows(n) for n in train])
+        y = np.concatenate([_scored(n, k) for n in train])
         model = make_pipeline(StandardScaler(), LogisticRegression(
             class_weight="balanced", max_iter=300, tol=1e-3))
         model.fit(x[y >= 0], y[y >= 0])
         for n in nights.select(fold.test):
-            probs[n.night] = _proba(model, np.nan_to_num(n.features.astype(np.float64)), 4)
+            probs[n.night] = _proba(model, _rows(n), k)
             meta.append((n.night, n.subject, str(fold.number)))
-    return probs, {n.night: n.stages for n in nights}, meta
+    stages = {n.night: np.where(_scored(n, k) >= 0, n.stages, -1).astype(np.int8)
+              for n in nights}
+    return probs, stages, meta
+
+
+def _rows(night: Night) -> NDArray[np.float64]:
+    """One row per epoch: the features, a channel set's side by side."""
+    return np.nan_to_num(night.features.reshape(len(night), -1).astype(np.float64))
+
+
+def _scored(night: Night, stage_set: int) -> NDArray[np.int8]:
+    """Labels of ``stage_set``; -1 where the epoch has no data in any channel."""
+    valid = night.validity().reshape(len(night), -1).max(axis=1) > 0
+    return np.where(valid, night.labels(stage_set), -1).astype(np.int8)
 
 
 def _walch_models(seed: int) -> dict[str, Callable[[], Any]]:

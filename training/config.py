@@ -19,7 +19,8 @@ __all__ = ["CONFIG_DIR", "DATASET_FAMILY", "TrainConfig", "config_path", "load_c
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: Each dataset implies its feature family.
-DATASET_FAMILY: dict[str, str] = {"sleep-accel": "wearable", "slpdb": "cardio"}
+DATASET_FAMILY: dict[str, str] = {"sleep-accel": "wearable", "slpdb": "cardio",
+                                  "sleep-edf": "psg"}
 
 
 class TrainConfig(BaseModel):
@@ -36,8 +37,9 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(400, ge=1, description="optimizer steps per fit at most")
     val_every_steps: int = Field(25, ge=1, description="validate every this many steps")
     patience: int = Field(6, ge=1, description="validations without improvement before stop")
-    monitor: Literal["val_kappa4", "val_kappa3", "val_loss"] = Field(
-        "val_kappa4", description="early stopping and best-state choice"
+    monitor: Literal["val_kappa5", "val_kappa4", "val_kappa3", "val_loss"] = Field(
+        "val_kappa4", description="early stopping and best-state choice (val_kappa5: "
+                                  "5-class corpora only)"
     )
     batch_size: int = Field(8, ge=1, description="crops per training batch")
     crop_epochs: int | None = Field(

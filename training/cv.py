@@ -4,7 +4,13 @@ Folds group nights by :attr:`Night.subject` (``slp01a``/``slp01b`` are never spl
 each fold the validation subjects, which steer early stopping and the choice of the best
 state, are drawn (seeded) from that fold's *training* subjects only; the test subject
 steers nothing. Feature standardisation statistics come from the training subjects only.
-Every fold stores the test nights' per-epoch probabilities over W, light, deep, REM.
+Every fold stores the test nights' per-epoch probabilities over the corpus's classes (W,
+light, deep, REM; W, N1, N2, N3, REM for Sleep-EDF).
+
+A corpus may have *test views*: the same nights prepared differently for testing only
+(Sleep-EDF: whole recordings instead of the sleep period, or one EEG channel instead of
+two). Each fold's nets, trained once, also predict the test subject's nights of every view,
+so that a view's score differs from the main one by the test input alone.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -109,7 +115,7 @@ class TrainerOptions:
 
 @dataclass
 class FoldResult:
-    """Test-night probabilities of one fold, and how its training went."""
+    """Test-night probabilities of one fold (and of its test views), and how training went."""
 
     fold: Fold
     probs: dict[str, NDArray[np.float32]]
@@ -118,6 +124,7 @@ class FoldResult:
     steps: int
     seconds: float
     history: list[tuple[int, float]] = field(default_factory=list)
+    views: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
 
 
 class FitResult(NamedTuple):
@@ -135,12 +142,20 @@ class FitResult(NamedTuple):
     member_best_steps: tuple[int, ...] = ()
 
 
-def build_net(name: str, n_features: int, cfg: TrainConfig) -> Any:
-    """The net of model ``name`` with the config's constructor kwargs (see the config file)."""
+def build_net(name: str, n_features: int, cfg: TrainConfig, stage_set: int = 4) -> Any:
+    """The net of model ``name`` with the config's constructor kwargs (see the config file).
+
+    Its number of outputs is the corpus's ``stage_set``.
+    """
     from models.nets import build_net as build
 
+    kwargs = dict(cfg.net)
+    if kwargs.setdefault("n_outputs", stage_set) != stage_set:
+        msg = (f"config 'net' kwargs: n_outputs is {kwargs['n_outputs']} but the corpus has "
+               f"{stage_set} classes; drop n_outputs from the config")
+        raise ValueError(msg)
     try:
-        return build(name, n_features, **cfg.net)
+        return build(name, n_features, **kwargs)
     except ValueError as err:
         msg = f"config 'net' kwargs: {err}"
         raise ValueError(msg) from None
@@ -148,11 +163,11 @@ def build_net(name: str, n_features: int, cfg: TrainConfig) -> Any:
 
 def fit_net(
     name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
-    opts: TrainerOptions = TrainerOptions(),
+    opts: TrainerOptions = TrainerOptions(), stage_set: int = 4,
 ) -> FitResult:
     """Train the net of model ``name`` on ``train`` with early stopping on ``val``.
 
-    The best state by ``cfg.monitor`` is kept.
+    The best state by ``cfg.monitor`` is kept; labels are of ``stage_set`` classes.
     """
     import lightning as L
     import torch
@@ -161,15 +176,20 @@ def fit_net(
     from training.datamodules import NightDataModule, class_weights
     from training.lit_module import BestState, StagingModule, WeightAverage, feature_stats
 
+    if cfg.monitor == "val_kappa5" and stage_set < 5:
+        msg = (f"monitor val_kappa5 needs 5-class labels; this corpus has {stage_set} classes. "
+               "Monitor val_kappa4 instead.")
+        raise ValueError(msg)
     if opts.accelerator == "cpu" and opts.threads > 0:
         torch.set_num_threads(opts.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    net = build_net(name, train[0].features.shape[1], cfg)
-    net.set_feature_stats(*feature_stats([n.features for n in train]))
+    net = build_net(name, train[0].features.shape[-1], cfg, stage_set)
+    net.set_feature_stats(*feature_stats([n.features for n in train],
+                                         [n.validity() for n in train]))
     module = StagingModule(net, cfg.lr, cfg.weight_decay,
-                          class_weights(train, cfg.class_weight_power))
+                          class_weights(train, cfg.class_weight_power, stage_set))
     dm = NightDataModule(train, val, cfg.crop_epochs, cfg.batch_size,
-                         max_steps=cfg.max_steps, seed=cfg.seed)
+                         max_steps=cfg.max_steps, seed=cfg.seed, stage_set=stage_set)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     best = BestState(cfg.monitor, mode)
     trainer = L.Trainer(
@@ -197,7 +217,7 @@ def fit_net(
 
 def fit_model(
     name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
-    opts: TrainerOptions = TrainerOptions(),
+    opts: TrainerOptions = TrainerOptions(), stage_set: int = 4,
 ) -> FitResult:
     """:func:`fit_net`, or ``cfg.ensemble`` of them (seeds ``seed + i``) averaged.
 
@@ -205,7 +225,7 @@ def fit_model(
     training crops differ.
     """
     if cfg.ensemble == 1:
-        fit = fit_net(name, train, val, cfg, opts)
+        fit = fit_net(name, train, val, cfg, opts, stage_set)
         return fit._replace(member_best_steps=(fit.best_step,))
     if not name.endswith("-offline"):
         msg = (f"ensemble: {cfg.ensemble} is for offline models; {name} runs at every epoch "
@@ -213,8 +233,8 @@ def fit_model(
         raise ValueError(msg)
     from models.nets import StagerEnsemble
 
-    fits = [fit_net(name, train, val, cfg.model_copy(update={"seed": cfg.seed + i}), opts)
-            for i in range(cfg.ensemble)]
+    fits = [fit_net(name, train, val, cfg.model_copy(update={"seed": cfg.seed + i}), opts,
+                    stage_set) for i in range(cfg.ensemble)]
     return FitResult(
         StagerEnsemble([f.net for f in fits]).eval(),
         int(round(float(np.mean([f.best_step for f in fits])))),
@@ -226,35 +246,39 @@ def fit_model(
 
 
 def predict_nights(net: Any, nights: Sequence[Night]) -> dict[str, NDArray[np.float32]]:
-    """Probabilities ``(T, 4)`` of each whole night, keyed by night id."""
+    """Probabilities ``(T, n_classes)`` of each whole night, keyed by night id."""
     import torch
 
-    from training.datamodules import collate_nights
+    from training.datamodules import collate_nights, night_item
 
     out = {}
     with torch.no_grad():
         for night in nights:
-            x, valid, _ = collate_nights([(night.features, night.labels(4).astype(np.int64))])
+            x, valid, _ = collate_nights([night_item(night, net.n_outputs)])
             fwd = net.forward_sequence if net.kind == "causal" else net
             out[night.night] = fwd(x, valid)[0].numpy().astype(np.float32)
     return out
 
 
 def run_fold(
-    name: str, nights: NightSet, fold: Fold, cfg: TrainConfig, opts: TrainerOptions
+    name: str, nights: NightSet, fold: Fold, cfg: TrainConfig, opts: TrainerOptions,
+    views: Mapping[str, NightSet] | None = None,
 ) -> FoldResult:
-    """Train on ``fold.train``, stop early on ``fold.val``, predict ``fold.test``."""
+    """Train on ``fold.train``, stop early on ``fold.val``, predict ``fold.test`` (+ views)."""
     t0 = time.perf_counter()
-    fit = fit_model(name, nights.select(fold.train), nights.select(fold.val), cfg, opts)
+    fit = fit_model(name, nights.select(fold.train), nights.select(fold.val), cfg, opts,
+                    nights.stage_set)
     probs = predict_nights(fit.net, nights.select(fold.test))
+    seen = {view: predict_nights(fit.net, v.select(fold.test))
+            for view, v in (views or {}).items()}
     return FoldResult(fold, probs, fit.best_step, fit.best_value, fit.steps,
-                      time.perf_counter() - t0, fit.history)
+                      time.perf_counter() - t0, fit.history, seen)
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(nights: NightSet, threads: int) -> None:
+def _init_worker(nights: NightSet, views: Mapping[str, NightSet] | None, threads: int) -> None:
     import torch
 
     from training.run import quiet_lightning
@@ -262,7 +286,7 @@ def _init_worker(nights: NightSet, threads: int) -> None:
     quiet_lightning()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch.set_num_threads(threads)
-    _WORKER["nights"] = nights
+    _WORKER["nights"], _WORKER["views"] = nights, views
 
 
 def _run_in_worker(name: str, fold: Fold, cfg: TrainConfig, opts: TrainerOptions) -> FoldResult:
@@ -270,7 +294,7 @@ def _run_in_worker(name: str, fold: Fold, cfg: TrainConfig, opts: TrainerOptions
 
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    return run_fold(name, _WORKER["nights"], fold, cfg, opts)
+    return run_fold(name, _WORKER["nights"], fold, cfg, opts, _WORKER["views"])
 
 
 def run_cv(
@@ -281,22 +305,24 @@ def run_cv(
     opts: TrainerOptions = TrainerOptions(),
     jobs: int = 1,
     progress: Any = None,
+    views: Mapping[str, NightSet] | None = None,
 ) -> list[FoldResult]:
     """Run every fold of one variant; ``jobs`` > 1 runs folds in worker processes (CPU).
 
-    ``progress`` is an optional callable ``(FoldResult) -> None`` called as folds finish.
+    ``progress`` is an optional callable ``(FoldResult) -> None`` called as folds finish;
+    ``views`` are test views of the same nights (see the module docstring).
     """
     name = f"{nights.family}-{variant}"
     results: list[FoldResult] = []
     if jobs <= 1:
         for fold in folds:
-            results.append(run_fold(name, nights, fold, cfg, opts))
+            results.append(run_fold(name, nights, fold, cfg, opts, views))
             if progress:
                 progress(results[-1])
         return results
     ctx = get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(nights, opts.threads)) as pool:
+                             initargs=(nights, views, opts.threads)) as pool:
         futures = [pool.submit(_run_in_worker, name, f, cfg, opts) for f in folds]
         for fut in as_completed(futures):
             results.append(fut.result())
@@ -306,20 +332,24 @@ def run_cv(
 
 
 def save_predictions(
-    path: str | Path, nights: NightSet, variant: str, results: Sequence[FoldResult]
+    path: str | Path, nights: NightSet, variant: str, results: Sequence[FoldResult],
+    view: str | None = None,
 ) -> Path:
-    """Write ``predictions-<variant>.npz``: per night probs (T, 4), stages, subject, fold."""
+    """Write ``predictions-<variant>[-<view>].npz``: per night probs, stages, subject, fold.
+
+    ``nights`` are the nights the probabilities belong to (the view's for a view).
+    """
     by_night = {n.night: n for n in nights}
     arrays: dict[str, Any] = {}
     meta = []
     for r in results:
-        for night_id, p in r.probs.items():
+        for night_id, p in (r.probs if view is None else r.views[view]).items():
             n = by_night[night_id]
             arrays[f"probs/{night_id}"] = p
             arrays[f"stages/{night_id}"] = n.stages
             meta.append((night_id, n.subject, r.fold.number, r.best_step, r.seconds))
     arrays["meta"] = np.array(meta, dtype=object).astype(str)
-    path = Path(path) / f"predictions-{variant}.npz"
+    path = Path(path) / f"predictions-{variant}{'' if view is None else '-' + view}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path

@@ -1,8 +1,9 @@
 """Nights as batches: seeded random crops for training, whole nights for validation and test.
 
-A batch is ``(x, valid, y)``: features ``(B, T, F)`` float32, ``valid`` ``(B, T)`` (1 for
-a real epoch, 0 for padding) and 4-class labels ``(B, T)`` int64 with -1 where the epoch
-is not scored or is padding. Nights of unequal length are right-padded.
+A batch is ``(x, valid, y)``: features ``(B, T, F)`` float32 (``(B, T, C, F)`` for a
+channel set), ``valid`` ``x.shape[:-1]`` (the night's own validity, 0 for padding) and class
+labels ``(B, T)`` int64 in the corpus's stage set (4 or 5 classes) with -1 where the epoch is
+not scored or is padding. Nights of unequal length are right-padded.
 """
 
 from __future__ import annotations
@@ -18,22 +19,35 @@ from torch.utils.data import DataLoader, Dataset
 
 from training.datasets.base import Night
 
-__all__ = ["CropDataset", "NightDataModule", "NightDataset", "class_weights", "collate_nights"]
+__all__ = [
+    "CropDataset", "NightDataModule", "NightDataset", "class_weights", "collate_nights",
+    "night_item",
+]
 
-Item = tuple[NDArray[np.float32], NDArray[np.int64]]
+#: ``(features, valid, labels)`` of one night or crop.
+Item = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int64]]
+
+
+def night_item(night: Night, stage_set: int) -> Item:
+    """A whole night as an item: features, validity and class labels of ``stage_set``."""
+    return night.features, night.validity(), night.labels(stage_set).astype(np.int64)
 
 
 def collate_nights(items: Sequence[Item]) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-pad ``(features, labels)`` pairs into ``(x, valid, y)`` tensors."""
-    n_max = max(f.shape[0] for f, _ in items)
-    n_feat = items[0][0].shape[1]
-    x = torch.zeros(len(items), n_max, n_feat, dtype=torch.float32)
-    valid = torch.zeros(len(items), n_max, dtype=torch.float32)
+    """Right-pad ``(features, valid, labels)`` items into ``(x, valid, y)`` tensors."""
+    n_max = max(f.shape[0] for f, _, _ in items)
+    inner = items[0][0].shape[1:]
+    if any(f.shape[1:] != inner for f, _, _ in items):
+        msg = (f"nights of one batch must have the same channels and features; got "
+               f"{sorted({f.shape[1:] for f, _, _ in items})}")
+        raise ValueError(msg)
+    x = torch.zeros(len(items), n_max, *inner, dtype=torch.float32)
+    valid = torch.zeros(len(items), n_max, *inner[:-1], dtype=torch.float32)
     y = torch.full((len(items), n_max), -1, dtype=torch.int64)
-    for i, (f, lab) in enumerate(items):
+    for i, (f, v, lab) in enumerate(items):
         n = f.shape[0]
         x[i, :n] = torch.from_numpy(np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0))
-        valid[i, :n] = 1.0
+        valid[i, :n] = torch.from_numpy(np.asarray(v, dtype=np.float32))
         y[i, :n] = torch.from_numpy(lab)
     return x, valid, y
 
@@ -41,15 +55,14 @@ def collate_nights(items: Sequence[Item]) -> tuple[Tensor, Tensor, Tensor]:
 class NightDataset(Dataset[Item]):
     """Whole nights, one item per night, in the given order."""
 
-    def __init__(self, nights: Sequence[Night]) -> None:
-        self.nights = tuple(nights)
+    def __init__(self, nights: Sequence[Night], stage_set: int = 4) -> None:
+        self.nights, self.stage_set = tuple(nights), stage_set
 
     def __len__(self) -> int:
         return len(self.nights)
 
     def __getitem__(self, i: int) -> Item:
-        night = self.nights[i]
-        return night.features, night.labels(4).astype(np.int64)
+        return night_item(self.nights[i], self.stage_set)
 
 
 class CropDataset(Dataset[Item]):
@@ -61,7 +74,8 @@ class CropDataset(Dataset[Item]):
     """
 
     def __init__(
-        self, nights: Sequence[Night], crop_epochs: int | None, length: int, seed: int = 0
+        self, nights: Sequence[Night], crop_epochs: int | None, length: int, seed: int = 0,
+        stage_set: int = 4,
     ) -> None:
         if not nights:
             msg = "CropDataset needs at least one night; got none"
@@ -70,7 +84,7 @@ class CropDataset(Dataset[Item]):
         self.crop_epochs, self.length, self.seed = crop_epochs, length, seed
         sizes = np.array([len(n) for n in self.nights], dtype=np.float64)
         self.p = sizes / sizes.sum()
-        self.labels = [n.labels(4).astype(np.int64) for n in self.nights]
+        self.items = [night_item(n, stage_set) for n in self.nights]
 
     def __len__(self) -> int:
         return self.length
@@ -78,12 +92,13 @@ class CropDataset(Dataset[Item]):
     def __getitem__(self, i: int) -> Item:
         rng = np.random.default_rng([self.seed, i])
         k = int(rng.choice(len(self.nights), p=self.p))
-        night, n = self.nights[k], len(self.nights[k])
+        item, n = self.items[k], len(self.nights[k])
         if self.crop_epochs is None or n <= self.crop_epochs:
-            return night.features, self.labels[k]
+            return item
         start = int(rng.integers(0, n - self.crop_epochs + 1))
         stop = start + self.crop_epochs
-        return night.features[start:stop], self.labels[k][start:stop]
+        features, valid, labels = item
+        return features[start:stop], valid[start:stop], labels[start:stop]
 
 
 def class_weights(nights: Sequence[Night], power: float, n_classes: int = 4) -> NDArray[np.float32]:
@@ -96,7 +111,7 @@ def class_weights(nights: Sequence[Night], power: float, n_classes: int = 4) -> 
     power : float
         0 = unweighted, 1 = fully balanced.
     n_classes : int
-        Number of classes (4).
+        Number of classes: the stage set (4 or 5).
     """
     labels = np.concatenate([n.labels(n_classes) for n in nights])
     counts = np.bincount(labels[labels >= 0], minlength=n_classes).astype(np.float64)
@@ -125,6 +140,8 @@ class NightDataModule(L.LightningDataModule):
         Seed of the crops.
     val_batch_size : int
         Whole nights per validation batch.
+    stage_set : int
+        Classes of the labels (4: W, light, deep, REM; 5: W, N1, N2, N3, REM).
     """
 
     def __init__(
@@ -138,6 +155,7 @@ class NightDataModule(L.LightningDataModule):
         test_nights: Sequence[Night] = (),
         seed: int = 0,
         val_batch_size: int = 4,
+        stage_set: int = 4,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -146,21 +164,21 @@ class NightDataModule(L.LightningDataModule):
         self.train_nights, self.val_nights = tuple(train_nights), tuple(val_nights)
         self.test_nights = tuple(test_nights)
         self.crop_epochs, self.batch_size, self.max_steps = crop_epochs, batch_size, max_steps
-        self.seed, self.val_batch_size = seed, val_batch_size
+        self.seed, self.val_batch_size, self.stage_set = seed, val_batch_size, stage_set
 
     def train_dataloader(self) -> DataLoader[Item]:
         """Seeded crops, ``max_steps * batch_size`` of them."""
         ds = CropDataset(self.train_nights, self.crop_epochs,
-                         self.max_steps * self.batch_size, self.seed)
+                         self.max_steps * self.batch_size, self.seed, self.stage_set)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
                           collate_fn=collate_nights)
 
     def val_dataloader(self) -> DataLoader[Item]:
         """Whole validation nights."""
-        return DataLoader(NightDataset(self.val_nights), batch_size=self.val_batch_size,
-                          collate_fn=collate_nights)
+        return DataLoader(NightDataset(self.val_nights, self.stage_set),
+                          batch_size=self.val_batch_size, collate_fn=collate_nights)
 
     def predict_dataloader(self) -> DataLoader[Item]:
         """Whole test nights, one per batch, in order."""
-        return DataLoader(NightDataset(self.test_nights), batch_size=1,
+        return DataLoader(NightDataset(self.test_nights, self.stage_set), batch_size=1,
                           collate_fn=collate_nights)

@@ -1,7 +1,7 @@
 """The LightningModule that trains any stager net, with pooled validation κ.
 
 The net is an argument, as in Lightning's backbone example; the loss is class-weighted
-cross entropy on 4-class labels with ``ignore_index=-1``.
+cross entropy on the labels of the net's stage set (4 or 5 classes) with ``ignore_index=-1``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from models.card import stage_groups
 from models.evaluation.metrics import scores_from_confusion
 from models.nets import CausalStager, OfflineStager, to_stage_set
 
@@ -24,7 +25,7 @@ __all__ = ["BestState", "StagingModule", "WeightAverage", "feature_stats"]
 
 
 class StagingModule(L.LightningModule):
-    """Train a stager net on 4-class labels.
+    """Train a stager net on the labels of its stage set (``net.n_outputs`` classes).
 
     Parameters
     ----------
@@ -33,13 +34,14 @@ class StagingModule(L.LightningModule):
         ``forward_sequence`` (every epoch of a crop from its own causal window).
     lr, weight_decay : float
         AdamW settings.
-    class_weights : array-like of float, shape (4,), optional
+    class_weights : array-like of float, shape (n_outputs,), optional
         Cross-entropy class weights (see :func:`training.datamodules.class_weights`).
 
     Notes
     -----
-    Validation accumulates 4- and 3-class confusion matrices over all validation nights
-    (reduced across devices) and logs ``val_kappa4``, ``val_kappa3`` and ``val_loss``.
+    Validation accumulates confusion matrices over all validation nights (reduced across
+    devices) in the net's stage set and the coarser 4- and 3-class sets, and logs
+    ``val_kappa5`` (5-class nets), ``val_kappa4``, ``val_kappa3`` and ``val_loss``.
     """
 
     def __init__(
@@ -65,11 +67,12 @@ class StagingModule(L.LightningModule):
             raise ValueError(msg)
         self.class_weights: Tensor
         self.register_buffer("class_weights", w)
+        self.stage_sets = tuple(k for k in (5, 4, 3) if k <= net.n_outputs)
         self._cm: dict[int, Tensor] = {}
         self._val_loss: list[Tensor] = []
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        """Logits ``(B, T, n_outputs)`` for every epoch of ``x`` ``(B, T, F)``."""
+        """Logits ``(B, T, n_outputs)`` for every epoch of ``x``, ``(B, T, [C,] F)``."""
         if isinstance(self.net, CausalStager):
             return self.net.forward_sequence(x, valid, return_logits=True)
         return self.net(x, valid, return_logits=True)
@@ -87,7 +90,7 @@ class StagingModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         """Reset the confusion matrices."""
-        self._cm = {k: torch.zeros(k, k, device=self.device) for k in (4, 3)}
+        self._cm = {k: torch.zeros(k, k, device=self.device) for k in self.stage_sets}
         self._val_loss = []
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
@@ -97,15 +100,16 @@ class StagingModule(L.LightningModule):
         self._val_loss.append(self._loss(logits, y).detach())
         probs = torch.softmax(logits, dim=-1)
         scored = y >= 0
+        n = self.net.n_outputs
         for k, cm in self._cm.items():
-            p = probs if k == 4 else to_stage_set(probs, k)
-            ref = y if k == 4 else _reduce_4_to(y, k)
+            p = probs if k == n else to_stage_set(probs, k)
+            ref = y if k == n else _reduce_labels(y, n, k)
             # one-hot product, not bincount: bincount has no deterministic CUDA kernel
             ref_1h = F.one_hot(ref[scored], k).to(cm.dtype)
             cm += ref_1h.T @ F.one_hot(p.argmax(-1)[scored], k).to(cm.dtype)
 
     def on_validation_epoch_end(self) -> None:
-        """Log pooled κ (4 and 3 classes) and the mean loss."""
+        """Log pooled κ (each stage set) and the mean loss."""
         for k, cm in self._cm.items():
             total = self.trainer.strategy.reduce(cm, reduce_op="sum")
             kappa = scores_from_confusion(total.detach().cpu().numpy().astype(np.int64)).kappa
@@ -127,9 +131,11 @@ class StagingModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def _reduce_4_to(y: Tensor, k: int) -> Tensor:
-    """4-class labels (W, light, deep, REM) to 3 (W, NREM, REM) or 2 (W, sleep)."""
-    table = torch.tensor([0, 1, 1, 2] if k == 3 else [0, 1, 1, 1], device=y.device)
+def _reduce_labels(y: Tensor, n: int, k: int) -> Tensor:
+    """Class labels of the ``n``-class set in the coarser ``k``-class set (-1 kept as any)."""
+    table = torch.zeros(n, dtype=torch.int64, device=y.device)
+    for dst, sources in enumerate(stage_groups(k, from_set=n)):
+        table[list(sources)] = dst
     return table[y.clamp(min=0)]
 
 
@@ -207,9 +213,21 @@ class WeightAverage(L.Callback):
             self.raw = None
 
 
-def feature_stats(features: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and std over the rows of the training nights (NaN-safe)."""
-    rows = np.concatenate(features, axis=0).astype(np.float64)
+def feature_stats(
+    features: Sequence[np.ndarray], valid: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over the training nights' rows (NaN-safe).
+
+    Parameters
+    ----------
+    features : sequence of ndarray, shape (n_epochs, [n_channels,] n_features)
+        Each night's features; channels pool (the same features for every channel).
+    valid : sequence of ndarray, shape features.shape[:-1], optional
+        Only rows with validity > 0 count; default all.
+    """
+    rows = np.concatenate([f.reshape(-1, f.shape[-1]) for f in features]).astype(np.float64)
+    if valid is not None:
+        rows = rows[np.concatenate([np.asarray(v).reshape(-1) for v in valid]) > 0]
     mean = np.nan_to_num(np.nanmean(rows, axis=0))
     std = np.nan_to_num(np.nanstd(rows, axis=0), nan=1.0)
     std[std < 1e-6] = 1.0

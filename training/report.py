@@ -1,13 +1,14 @@
 """The cross-validation report: scores of every saved prediction set of a run folder.
 
 A run folder holds ``predictions-<model>.npz`` files (written by :mod:`training.cv` and
-:mod:`training.baselines`): per night ``probs/<night>`` (n_epochs, n_classes) and
-``stages/<night>`` (canonical stages), plus ``meta`` rows ``(night, subject, fold, ...)``.
-For each model and each of the 4/3/2-class sets it fits, the report gives pooled κ,
-macro-F1, accuracy, per-class F1 and the median per-subject κ, writes ``results.md`` and
-``results.json``, confusion-matrix PNGs and, for the networks, one hypnogram per night
-(reference vs predicted with the probabilities). Everything is recomputed from the saved
-predictions, so no retraining is needed.
+:mod:`training.baselines`; a test view's are ``predictions-<variant>-<view>.npz``): per
+night ``probs/<night>`` (n_epochs, n_classes) and ``stages/<night>`` (canonical stages),
+plus ``meta`` rows ``(night, subject, fold, ...)``. For each model and each of the
+5/4/3/2-class sets it fits, the report gives pooled κ, macro-F1, accuracy, per-class F1 and
+the median per-subject κ, writes ``results.md`` and ``results.json``, confusion-matrix PNGs
+and, for the networks, one hypnogram per night (reference vs predicted with the
+probabilities). Everything is recomputed from the saved predictions, so no retraining is
+needed.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from numpy.typing import NDArray
 from models.card import stage_groups
 from models.evaluation.metrics import Scores, Spread, score_classes
 from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
-from models.stages import Stage, reduce_stages, stage_names
+from models.stages import class_stages, reduce_stages, stage_names
 
 __all__ = ["ModelPredictions", "Report", "build_report", "load_predictions", "score_model"]
 
-# 4-class index -> a canonical stage to draw (light is drawn as N2).
-_TO_STAGE = np.array([Stage.W, Stage.N2, Stage.N3, Stage.REM], dtype=np.int8)
-_TO_STAGE3 = np.array([Stage.W, Stage.N2, Stage.REM], dtype=np.int8)
+_STAGE_SETS = (5, 4, 3, 2)
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class ModelPredictions:
 
     @property
     def n_classes(self) -> int:
-        """Classes of the saved probabilities (4 for the nets, 3 for the authors' set)."""
+        """Classes of the saved probabilities (5 or 4 for the nets, 3 for Walch et al.'s)."""
         return int(next(iter(self.probs.values())).shape[-1])
 
 
@@ -110,14 +109,16 @@ def _markdown(title: str, scores: dict[str, dict[int, ModelScores]]) -> str:
     lines = [f"## {title}", "",
              "| model | classes | pooled κ | macro-F1 | accuracy | median subject κ (IQR) "
              "| F1 per class | epochs |", "|---|---|---|---|---|---|---|---|"]
-    for k in (4, 3, 2):
+    for k in _STAGE_SETS:
         lines += [_row(m, k, per[k]) for m, per in scores.items() if k in per]
     return "\n".join(lines) + "\n"
 
 
 def _order(name: str) -> tuple[int, str]:
+    """Networks first (causal, offline, then their test views), then baselines."""
     rank = {"causal": 0, "offline": 1}
-    return (rank.get(name, 2), name)
+    variant, _, view = name.partition("-")
+    return (rank.get(variant, 2), f"{variant} {view}")
 
 
 def _plots(run: Path, pred: ModelPredictions, per: dict[int, ModelScores]) -> list[Path]:
@@ -130,11 +131,11 @@ def _plots(run: Path, pred: ModelPredictions, per: dict[int, ModelScores]) -> li
                               title=f"{pred.name}, {k} classes, pooled", path=path)
         files.append(path)
     if pred.name in ("causal", "offline"):
-        table = _TO_STAGE if pred.n_classes == 4 else _TO_STAGE3
         for night, p in pred.probs.items():
             path = figs / f"hypnogram-{pred.name}-{night}.png"
-            plot_hypnogram(table[p.argmax(-1)], probabilities=p, reference=pred.stages[night],
-                           stage_set=pred.n_classes, title=f"{night} ({pred.name})", path=path)
+            plot_hypnogram(class_stages(p.argmax(-1), pred.n_classes), probabilities=p,
+                           reference=pred.stages[night], stage_set=pred.n_classes,
+                           title=f"{night} ({pred.name})", path=path)
             files.append(path)
     return files
 
@@ -159,7 +160,7 @@ def build_report(run: str | Path, *, plots: bool = True) -> Report:
     files: list[Path] = []
     for path in paths:
         pred = load_predictions(path)
-        scores[pred.name] = {k: score_model(pred, k) for k in (4, 3, 2) if k <= pred.n_classes}
+        scores[pred.name] = {k: score_model(pred, k) for k in _STAGE_SETS if k <= pred.n_classes}
         if plots:
             files += _plots(run, pred, scores[pred.name])
             plt.close("all")

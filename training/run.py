@@ -14,7 +14,7 @@ from training.config import DATASET_FAMILY, config_path, load_config
 from training.cv import FoldResult, TrainerOptions, make_folds, run_cv, save_predictions
 from training.datasets.base import NightSet
 
-__all__ = ["load_dataset", "quiet_lightning", "run_cv_command"]
+__all__ = ["load_dataset", "load_views", "quiet_lightning", "run_cv_command"]
 
 
 def quiet_lightning() -> None:
@@ -27,20 +27,39 @@ def quiet_lightning() -> None:
 
 
 def load_dataset(dataset: str, data: str | Path, progress: bool = True) -> NightSet:
-    """Nights of ``sleep-accel`` (cropped folder) or ``slpdb``."""
-    from training.datasets import load_sleep_accel, load_slpdb
+    """Nights of ``sleep-accel`` (cropped folder), ``slpdb`` or ``sleep-edf`` (cropped)."""
+    from training.datasets import load_sleep_accel, load_sleep_edf, load_slpdb
 
     if dataset not in DATASET_FAMILY:
         msg = f"--dataset must be one of {sorted(DATASET_FAMILY)}; got {dataset!r}"
         raise ValueError(msg)
-    loader = load_sleep_accel if dataset == "sleep-accel" else load_slpdb
+    loader = {"sleep-accel": load_sleep_accel, "slpdb": load_slpdb,
+              "sleep-edf": load_sleep_edf}[dataset]
     return loader(data, progress=progress)
 
 
-def _feature_version() -> str:
-    from models.features.registry import FEATURE_VERSION
+def load_views(dataset: str, data: str | Path) -> dict[str, NightSet]:
+    """The test views of a corpus (:mod:`training.cv`); Sleep-EDF has three.
 
-    return FEATURE_VERSION
+    ``uncropped``: whole recordings, the session (and its night-relative features) starting
+    at the recording's first epoch in the afternoon; ``fpz-cz`` and ``pz-oz``: the cropped
+    nights with that EEG channel alone.
+    """
+    if dataset != "sleep-edf":
+        return {}
+    from training.datasets import load_sleep_edf
+
+    return {
+        "uncropped": load_sleep_edf(data, crop=False, progress=False),
+        "fpz-cz": load_sleep_edf(data, channels=("EEG Fpz-Cz",), progress=False),
+        "pz-oz": load_sleep_edf(data, channels=("EEG Pz-Oz",), progress=False),
+    }
+
+
+def _feature_version(family: str) -> str:
+    from models.features.registry import feature_version
+
+    return feature_version(family)
 
 
 def _kappa_so_far(nights: NightSet, results: Sequence[FoldResult]) -> float:
@@ -52,9 +71,9 @@ def _kappa_so_far(nights: NightSet, results: Sequence[FoldResult]) -> float:
     ref, pred = [], []
     for r in results:
         for night_id, p in r.probs.items():
-            ref.append(by_night[night_id].labels(4))
+            ref.append(by_night[night_id].labels(nights.stage_set))
             pred.append(p.argmax(-1))
-    return score_classes(np.concatenate(ref), np.concatenate(pred), 4).kappa
+    return score_classes(np.concatenate(ref), np.concatenate(pred), nights.stage_set).kappa
 
 
 def run_cv_command(
@@ -62,13 +81,14 @@ def run_cv_command(
     *, opts: TrainerOptions, jobs: int = 1, config_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the CV of each variant, write predictions + a run record; return the record."""
+    """Run the CV of each variant, write predictions (+ test views) and a run record."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     quiet_lightning()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nights = load_dataset(dataset, data, progress)
+    views = load_views(dataset, data)
     old = json.loads((out / "cv.json").read_text()) if (out / "cv.json").is_file() else {}
     record: dict[str, Any] = {"dataset": dataset, "family": nights.family, "folds": folds,
                               "data": str(data), "variants": old.get("variants", {})}
@@ -86,15 +106,18 @@ def run_cv_command(
             def on_fold(r: FoldResult, task: Any = task, bar: Any = bar,
                         done: list[FoldResult] = done) -> None:
                 done.append(r)
+                kappa = _kappa_so_far(nights, done)
                 bar.update(task, advance=1,
-                           kappa=f"pooled 4-class κ so far {_kappa_so_far(nights, done):.3f}")
+                           kappa=f"pooled {nights.stage_set}-class κ so far {kappa:.3f}")
 
-            results = run_cv(nights, variant, cfg, fold_list, opts, jobs, on_fold)
+            results = run_cv(nights, variant, cfg, fold_list, opts, jobs, on_fold, views)
         wall = time.perf_counter() - t0
         save_predictions(out, nights, variant, results)
+        for view, view_nights in views.items():
+            save_predictions(out, view_nights, variant, results, view)
         record["variants"][variant] = {
-            "config": cfg.model_dump(), "wall_s": wall, "jobs": jobs,
-            "feature_version": _feature_version(),
+            "config": cfg.model_dump(), "wall_s": wall, "jobs": jobs, "views": list(views),
+            "feature_version": _feature_version(nights.family),
             "folds": [{"index": r.fold.number, "train": r.fold.train, "val": r.fold.val,
                        "test": r.fold.test, "best_step": r.best_step,
                        "best_value": r.best_value, "steps": r.steps, "seconds": r.seconds}

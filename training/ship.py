@@ -97,7 +97,7 @@ def ship_models(
 ) -> list[Path]:
     """Train each variant on all subjects and export ``<family>-<variant>.onnx`` + card."""
     from models.export import export_onnx
-    from models.features.registry import FEATURE_VERSION, feature_names
+    from models.features.registry import feature_names, feature_version
     from training.run import load_dataset, quiet_lightning
 
     quiet_lightning()
@@ -129,7 +129,7 @@ def ship_models(
         )
         exported = export_onnx(
             fit.net, out, feature_names=feature_names(nights.family),
-            feature_version=FEATURE_VERSION, training_data=described,
+            feature_version=feature_version(nights.family), training_data=described,
             attribution=attribution, datasets=(ref,),
             cv_metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
         )

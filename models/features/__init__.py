@@ -3,7 +3,10 @@
 The same code gives the same numbers over a whole night (:func:`compute_features`, training)
 and epoch by epoch as samples arrive in chunks (:class:`FeatureExtractor`, the stream); the
 extractor state round-trips through a JSON-able dict. Column names, their order, their
-parameters and :data:`FEATURE_VERSION` live in :mod:`models.features.registry`.
+parameters and each family's version (:data:`FEATURE_VERSIONS`) live in
+:mod:`models.features.registry`. The psg family's features come per EEG channel from the
+per-epoch EEG measures (:mod:`models.features.eeg_spec`) through
+:class:`~models.features.psg.PsgFeatures`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ from models.features.registry import (
     FAMILY_FEATURES,
     FEATURE_DESCRIPTIONS,
     FEATURE_GROUPS,
-    FEATURE_VERSION,
+    FEATURE_VERSIONS,
     feature_names,
     feature_spec,
+    feature_version,
 )
 
 __all__ = [
     "FAMILY_FEATURES",
     "FEATURE_DESCRIPTIONS",
     "FEATURE_GROUPS",
-    "FEATURE_VERSION",
+    "FEATURE_VERSIONS",
     "MODALITIES",
     "FeatureExtractor",
     "Modality",
@@ -31,4 +35,5 @@ __all__ = [
     "compute_features",
     "feature_names",
     "feature_spec",
+    "feature_version",
 ]

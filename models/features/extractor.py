@@ -91,6 +91,13 @@ class FeatureExtractor:
         epoch_s: float = EPOCH_S,
     ) -> None:
         self.names = reg.feature_names(family)
+        if family not in MODALITIES:
+            msg = (
+                f"FeatureExtractor computes the {sorted(MODALITIES)} features from their "
+                f"samples; got family {family!r}. psg features come per EEG channel from the "
+                "EEG measures: use models.features.psg.PsgFeatures."
+            )
+            raise ValueError(msg)
         self.family = family
         self.session_start = require_aware(session_start, "session_start")
         self.start_is_nominal = bool(start_is_nominal)
@@ -112,7 +119,7 @@ class FeatureExtractor:
         self._hr = HeartRateChannel(self.epoch_s) if wearable else None
         self._act = ActivityChannel(self.epoch_s) if wearable else None
         self._rr = None if wearable else RRChannel()
-        self._night = None if wearable else NightRelative(_REL_INDEX.size)
+        self._night = None if wearable else NightRelative(_REL_INDEX.size, "cardio")
 
     @property
     def n_features(self) -> int:
@@ -248,7 +255,7 @@ class FeatureExtractor:
         """The whole extractor state as a compact JSON-able dict (see :meth:`from_state`)."""
         state: dict[str, Any] = {
             "state_version": _STATE_VERSION,
-            "feature_version": reg.FEATURE_VERSION,
+            "feature_version": reg.feature_version(self.family),
             "family": self.family,
             "session_start_utc": self.session_start.astimezone(UTC).isoformat(),
             "tz": tz_to_state(self.session_start),
@@ -278,8 +285,13 @@ class FeatureExtractor:
         ValueError
             If the state was written by another feature version or state layout.
         """
+        family = str(state.get("family"))
+        if family not in MODALITIES:
+            msg = (f"extractor state has family {family!r}; expected one of "
+                   f"{sorted(MODALITIES)}. The state is corrupt or from another program.")
+            raise ValueError(msg)
         for key, expected in (
-            ("state_version", _STATE_VERSION), ("feature_version", reg.FEATURE_VERSION)
+            ("state_version", _STATE_VERSION), ("feature_version", reg.feature_version(family))
         ):
             if state.get(key) != expected:
                 msg = (
@@ -300,7 +312,7 @@ class FeatureExtractor:
             new._counts = CountState.from_state(state["counts"])
         else:
             new._rr = RRChannel.from_state(state["rr"])
-            new._night = NightRelative.from_state(state["night_rel"])
+            new._night = NightRelative.from_state(state["night_rel"], "cardio")
         return new
 
 

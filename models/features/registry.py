@@ -1,11 +1,16 @@
-"""The ordered feature registry: names, definitions, parameters and the feature version.
+"""The ordered feature registry: names, definitions, parameters and the feature versions.
 
 Every model family receives one ordered tuple of per-epoch feature columns
 (:data:`FAMILY_FEATURES`), built from named groups (:data:`FEATURE_GROUPS`, as sleepecg's
-``_FEATURE_GROUPS``). All parameters that change a feature's value live here as well, next to
-:data:`FEATURE_VERSION`, so that a change to any definition is a change to this file: bump the
-version with it. Model cards record the version and :func:`feature_spec`; the runtime refuses a
-model whose card does not match what the stream computes.
+``_FEATURE_GROUPS``); a family of :data:`PER_CHANNEL_FAMILIES` (``psg``) receives that tuple
+once per channel of a variable channel set. All parameters that change a feature's value live
+here as well (the psg family's also in :mod:`models.features.eeg_spec`, which defines the EEG
+measures its features are made from), and each family has its own version
+(:data:`FEATURE_VERSIONS`): a change to a definition is a change to this file, and the
+versions of the families it touches are bumped with it (:data:`FAMILY_PARAMETER_PREFIXES`
+says which constants belong to which family). Model cards record their family's version; the
+runtime refuses a model whose card does not match what the stream computes, so a new or
+changed family leaves the other families' shipped models valid.
 
 Window names give the window length in seconds ending at the close of the epoch
 (``600s`` = the 10 min before the epoch end); ``epoch`` is the closing epoch itself.
@@ -15,26 +20,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Final, Literal
+
+from models.features import eeg_spec
 
 __all__ = [
     "FAMILIES",
     "FAMILY_FEATURES",
     "FAMILY_GROUPS",
+    "FAMILY_PARAMETER_PREFIXES",
     "FEATURE_DESCRIPTIONS",
     "FEATURE_GROUPS",
-    "FEATURE_VERSION",
+    "FEATURE_VERSIONS",
+    "PER_CHANNEL_FAMILIES",
     "Family",
     "feature_names",
     "feature_spec",
+    "feature_version",
+    "is_parameter",
     "spec_digest",
 ]
 
-#: Changes whenever any feature definition, parameter or order changes.
-FEATURE_VERSION: Final[str] = "4"
+Family = Literal["wearable", "cardio", "psg"]
+FAMILIES: Final[tuple[Family, ...]] = ("wearable", "cardio", "psg")
 
-Family = Literal["wearable", "cardio"]
-FAMILIES: Final[tuple[Family, ...]] = ("wearable", "cardio")
+#: Each family's feature version: changes whenever one of its names, their order, or a
+#: parameter of its features changes (a test pins it with :func:`spec_digest`).
+FEATURE_VERSIONS: Final[dict[str, str]] = {"wearable": "4", "cardio": "4", "psg": "1"}
+
+#: Families whose feature rows come per channel, shape (n_channels, n_features), for a set
+#: of channels of any size, montage and order.
+PER_CHANNEL_FAMILIES: Final[frozenset[str]] = frozenset({"psg"})
+
+#: The constants of this module that shape each family's features, by name prefix (a test
+#: checks that every constant belongs to a family). The psg family also depends on every
+#: constant of :mod:`models.features.eeg_spec`.
+FAMILY_PARAMETER_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    "wearable": ("HR_", "NIGHT_HIST_", "NIGHT_SCALE_", "ACT_", "COUNT_"),
+    "cardio": ("RR_", "PNN_", "SPEC_", "LF_", "HF_", "VLF_", "NIGHT_REL_", "NIGHT_HIST_",
+               "NIGHT_SCALE_"),
+    "psg": ("PSG_",),
+}
 
 # --- heart rate (watch / strap bpm samples at irregular times) ------------------------------
 HR_WINDOWS_S: Final[tuple[float, ...]] = (60.0, 150.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -91,6 +118,27 @@ NIGHT_REL_MIN_EPOCHS: Final[int] = 2
 NIGHT_REL_VAR_FLOOR: Final[float] = 1.0e-6
 NIGHT_REL_CLIP: Final[float] = 6.0
 
+# --- EEG spectra (psg family): what models.features.psg derives from the EEG measures -----
+# The measures per channel and epoch (band power densities in uV^2/Hz, the variance and the
+# variance of the first difference in uV^2) are defined in models.features.eeg_spec.
+#: Added to a band power density before a logarithm or a ratio: below the noise of EEG
+#: amplifiers (about 0.01 uV^2/Hz), so that a flat, disconnected channel stays finite.
+PSG_POWER_FLOOR_UV2_HZ: Final[float] = 1.0e-3
+#: Added to the variance (uV^2) before its logarithm and in the Hjorth mobility's denominator.
+PSG_VAR_FLOOR_UV2: Final[float] = 1.0e-2
+#: Band ratios ``(name, numerator bands, denominator bands)``: ln of the summed band powers
+#: (density x band width) of the numerator over the denominator's.
+PSG_RATIOS: Final[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] = (
+    ("theta_alpha", ("theta",), ("alpha",)),
+    ("delta_beta", ("delta",), ("beta",)),
+    ("slow_fast", ("delta", "theta"), ("alpha", "beta")),
+)
+# night-relative EEG features: each feature of a channel against that channel's night so far
+# (running mean and variance over the epochs it had measures in; models.features.night)
+PSG_NIGHT_MIN_EPOCHS: Final[int] = 2
+PSG_NIGHT_VAR_FLOOR: Final[float] = 1.0e-2  # in the features' units: ln-powers, mobility
+PSG_NIGHT_CLIP: Final[float] = 6.0
+
 
 def _label(window_s: float) -> str:
     return f"{window_s:g}s"
@@ -134,6 +182,15 @@ NIGHT_REL_BASE: Final[tuple[str, ...]] = tuple(
     if not n.startswith("rr_cov_")
 )
 
+_EEG_BANDS = tuple(eeg_spec.EEG_BANDS_HZ)
+
+
+def _eeg_names() -> tuple[str, ...]:
+    names = [f"eeg_log_{b}" for b in _EEG_BANDS] + [f"eeg_rel_{b}" for b in _EEG_BANDS]
+    names += ["eeg_log_var", "eeg_mobility", *(f"eeg_{r[0]}" for r in PSG_RATIOS)]
+    return (*names, "eeg_band_entropy")
+
+
 #: Ordered feature groups; a family's columns are the concatenation of its groups.
 FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "heart_rate": _hr_names(),
@@ -144,12 +201,15 @@ FEATURE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "hrv_resp": _HRV_RESP,
     "hrv_night": tuple(f"rel_{n}" for n in NIGHT_REL_BASE),
     "clock": ("clock_hours", "clock_tod_sin", "clock_tod_cos", "clock_known"),
+    "eeg_spectrum": _eeg_names(),
+    "eeg_night": tuple(f"night_{n}" for n in _eeg_names()),
 }
 
 #: The groups of each family, in column order.
 FAMILY_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "wearable": ("heart_rate", "activity", "clock"),
     "cardio": ("hrv_time", "hrv_freq", "hrv_slow", "hrv_resp", "hrv_night", "clock"),
+    "psg": ("eeg_spectrum", "eeg_night"),
 }
 
 #: The ordered column names each family's models receive.
@@ -199,6 +259,7 @@ def _describe() -> dict[str, str]:
             f"rr_cov_{_label(NIGHT_REL_COVERAGE_WINDOW_S)} >= {NIGHT_REL_MIN_COVERAGE:g} only; "
             f"0 below that coverage or before {NIGHT_REL_MIN_EPOCHS} such epochs, "
             f"clipped to +-{NIGHT_REL_CLIP:g}")
+    _describe_eeg(d)
     d["clock_hours"] = "hours from the session start to the epoch start"
     d["clock_tod_sin"] = "sin(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"
     d["clock_tod_cos"] = "cos(2 pi local time of day / 24 h) at the epoch start; 0 if unknown"
@@ -206,8 +267,39 @@ def _describe() -> dict[str, str]:
     return d
 
 
+def _describe_eeg(d: dict[str, str]) -> None:
+    power = f"(P_band + {PSG_POWER_FLOOR_UV2_HZ:g} uV^2/Hz) x band width"
+    for b in _EEG_BANDS:
+        lo, hi = eeg_spec.EEG_BANDS_HZ[b]
+        d[f"eeg_log_{b}"] = (f"ln(P_{b} + {PSG_POWER_FLOOR_UV2_HZ:g}), P_{b} the mean Welch "
+                             f"density over {lo:g}-{hi:g} Hz in uV^2/Hz")
+        d[f"eeg_rel_{b}"] = f"ln of the {b} band's share of the summed band powers, {power}"
+    d["eeg_log_var"] = f"ln(variance of the epoch in uV^2 + {PSG_VAR_FLOOR_UV2:g})"
+    d["eeg_mobility"] = (f"Hjorth mobility sqrt(var(diff(x)) / (var(x) + {PSG_VAR_FLOOR_UV2:g})),"
+                         f" x at {eeg_spec.EEG_FS_HZ} Hz")
+    for name, num, den in PSG_RATIOS:
+        d[f"eeg_{name}"] = f"ln({' + '.join(num)} power / {' + '.join(den)} power), {power}"
+    d["eeg_band_entropy"] = ("entropy of the band shares of the summed band powers / "
+                             f"ln({len(_EEG_BANDS)}), 0..1")
+    for n in _eeg_names():
+        d[f"night_{n}"] = (
+            f"({n} - its mean over the channel's night so far) / its std (+ variance floor "
+            f"{PSG_NIGHT_VAR_FLOOR:g}), epochs with measures only; 0 for an epoch without "
+            f"them or before {PSG_NIGHT_MIN_EPOCHS} such epochs, clipped to "
+            f"+-{PSG_NIGHT_CLIP:g}")
+
+
 #: One-line definition of every feature.
 FEATURE_DESCRIPTIONS: Final[dict[str, str]] = _describe()
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILY_FEATURES:
+        msg = (
+            f"feature family must be one of {sorted(FAMILY_FEATURES)}; got {family!r}. "
+            "Pick the family of the model you want to feed."
+        )
+        raise ValueError(msg)
 
 
 def feature_names(family: str) -> tuple[str, ...]:
@@ -215,34 +307,51 @@ def feature_names(family: str) -> tuple[str, ...]:
 
     Parameters
     ----------
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         The model family.
 
     Returns
     -------
     tuple of str
-        Column names, in the order of the feature rows.
+        Column names, in the order of the feature rows (for ``psg``: of each channel's row).
 
     Raises
     ------
     ValueError
         If ``family`` is not a known family.
     """
-    if family not in FAMILY_FEATURES:
-        msg = (
-            f"feature family must be one of {sorted(FAMILY_FEATURES)}; got {family!r}. "
-            "Pick the family of the model you want to feed."
-        )
-        raise ValueError(msg)
+    _check_family(family)
     return FAMILY_FEATURES[family]
 
 
-def _parameters() -> dict[str, Any]:
-    return {
-        name: list(value) if isinstance(value, tuple) else value
-        for name, value in globals().items()
-        if name.isupper() and isinstance(value, int | float | tuple) and name != "FAMILIES"
-    }
+def feature_version(family: str) -> str:
+    """The feature version of a family (:data:`FEATURE_VERSIONS`); ``ValueError`` if unknown."""
+    _check_family(family)
+    return FEATURE_VERSIONS[family]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def is_parameter(name: str, value: Any) -> bool:
+    """Whether a public module constant shapes feature values (and so enters a digest)."""
+    return (name.isupper() and not name.startswith("_") and name != "FAMILIES"
+            and isinstance(value, int | float | tuple))
+
+
+def _parameters(family: str) -> dict[str, Any]:
+    prefixes = FAMILY_PARAMETER_PREFIXES[family]
+    params = {name: _jsonable(value) for name, value in globals().items()
+              if is_parameter(name, value) and name.startswith(prefixes)}
+    if family == "psg":
+        params |= {f"eeg_spec.{name}": _jsonable(value) for name, value in vars(eeg_spec).items()
+                   if name.isupper() and isinstance(value, int | float | tuple | Mapping)}
+    return params
 
 
 def feature_spec(family: str, epoch_s: float = 30.0) -> dict[str, Any]:
@@ -250,7 +359,7 @@ def feature_spec(family: str, epoch_s: float = 30.0) -> dict[str, Any]:
 
     Parameters
     ----------
-    family : {"wearable", "cardio"}
+    family : {"wearable", "cardio", "psg"}
         The model family.
     epoch_s : float
         Epoch length in seconds the features were computed with.
@@ -258,24 +367,28 @@ def feature_spec(family: str, epoch_s: float = 30.0) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``version``, ``family``, ``epoch_s``, ``names`` (ordered) and ``parameters``
-        (every constant of this module that shapes a feature value).
+        ``version``, ``family``, ``epoch_s``, ``names`` (ordered), ``per_channel`` (the
+        names repeat for every channel of a channel set) and ``parameters`` (every
+        constant that shapes one of the family's feature values).
     """
     return {
-        "version": FEATURE_VERSION,
+        "version": feature_version(family),
         "family": family,
         "epoch_s": float(epoch_s),
         "names": list(feature_names(family)),
-        "parameters": _parameters(),
+        "per_channel": family in PER_CHANNEL_FAMILIES,
+        "parameters": _parameters(family),
     }
 
 
-def spec_digest() -> str:
-    """SHA-256 (hex, first 16 characters) of every family's names and all parameters.
+def spec_digest(family: str) -> str:
+    """SHA-256 (hex, first 16 characters) of a family's names, layout and parameters.
 
-    A test pins this digest next to :data:`FEATURE_VERSION`, so a change to a name or a
-    parameter that forgets to bump the version fails the test suite.
+    A test pins each family's digest next to its version in :data:`FEATURE_VERSIONS`, so a
+    change to a name or a parameter that forgets to bump that family's version fails the
+    test suite, and a change to one family leaves the others' digests alone.
     """
-    payload = {"families": FAMILY_FEATURES, "parameters": _parameters()}
-    text = json.dumps(payload, sort_keys=True)
+    spec = feature_spec(family)
+    del spec["version"]
+    text = json.dumps(spec, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

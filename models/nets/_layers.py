@@ -11,7 +11,8 @@ Shared pieces
 -------------
 :class:`FeatureEmbedding`
     per-feature standardisation (statistics stored as buffers and folded into the first
-    weight matrix), masking of invalid epochs, a validity channel, ReLU.
+    weight matrix), masking of invalid epochs, a validity channel, ReLU; it also encodes
+    each channel of a channel set (``_channel_set.ChannelSetEmbedding``, the psg front).
 :class:`DilatedConv` / :class:`ResidualConvBlock` / :class:`TemporalConvStack`
     weight-normalised dilated convolution over epochs, causal ("valid", cropped on the
     left) or centred ("same"); the TCN block of Bai et al. (2018) with one convolution.
@@ -39,6 +40,7 @@ from torch import Tensor, nn
 from models.card import stage_groups
 
 __all__ = [
+    "MASKED_SCORE",
     "BidirectionalAttentionBlock",
     "ClassifierHead",
     "DilatedConv",
@@ -46,12 +48,13 @@ __all__ = [
     "ResidualConvBlock",
     "TemporalConvStack",
     "causal_dilations",
+    "linear_2d",
     "to_stage_set",
 ]
 
 #: Added to the attention score of an invalid key; large enough to silence it, small
 #: enough that a row with no valid key stays finite (uniform attention, not NaN).
-_MASKED_SCORE = -1.0e4
+MASKED_SCORE = -1.0e4
 
 #: Added to a night's variance (in training-set standard units) before the per-night
 #: standardisation of :class:`FeatureEmbedding`, so that a feature that is constant over
@@ -63,7 +66,7 @@ _INSTANCE_EPS = 0.1
 _MIN_STD = 1e-6
 
 
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, *, relu: bool = False) -> Tensor:
+def linear_2d(x: Tensor, weight: Tensor, bias: Tensor | None, *, relu: bool = False) -> Tensor:
     """``F.linear`` (and ReLU) on a 2-D view: one ONNX ``Gemm`` with bias and ReLU fused."""
     flat = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
     out = F.linear(flat, weight, bias)
@@ -179,22 +182,23 @@ class FeatureEmbedding(nn.Module):
 
         Parameters
         ----------
-        x : Tensor, shape (batch, n_epochs, n_features)
+        x : Tensor, shape (batch, n_epochs, [n_channels,] n_features)
             Features in their own units; must be finite (missing values zero-filled and
-            flagged by mask columns).
-        valid : Tensor, shape (batch, n_epochs)
-            1 for a real epoch, 0 for padding or an epoch without data.
+            flagged by mask columns). With a channel axis every channel is embedded alike
+            and the night statistics are each channel's own.
+        valid : Tensor, shape x.shape[:-1]
+            1 for a real epoch (channel), 0 for padding or an epoch without data.
 
         Returns
         -------
-        Tensor, shape (batch, n_epochs, n_filters)
+        Tensor, shape x.shape[:-1] + (n_filters,)
         """
         n = self.n_features
         w_feat, w_valid = self.weight[:, :n], self.weight[:, -1:]
         v = valid.unsqueeze(-1)
         if not self.instance_norm:
             z = torch.cat([x * v, v], dim=-1)
-            return _linear(z, *self.folded(), relu=True)
+            return linear_2d(z, *self.folded(), relu=True)
         # Whole-sequence statistics (offline nets only): each feature, standardised with
         # the training-set statistics, is also expressed relative to its own night's mean
         # and spread over the valid epochs, which removes between-subject offsets.
@@ -206,7 +210,7 @@ class FeatureEmbedding(nn.Module):
         relative = centred / torch.sqrt(var + _INSTANCE_EPS)
         w_rel = self.weight[:, n : 2 * n]
         zz = torch.cat([z, relative, v], dim=-1)
-        return _linear(zz, torch.cat([w_feat, w_rel, w_valid], dim=1), self.bias, relu=True)
+        return linear_2d(zz, torch.cat([w_feat, w_rel, w_valid], dim=1), self.bias, relu=True)
 
 
 class DilatedConv(nn.Module):
@@ -373,19 +377,19 @@ class BidirectionalAttentionBlock(nn.Module):
     def _attend(self, h: Tensor, valid: Tensor) -> Tensor:
         batch, n_epochs, n_filters = h.shape
         head_dim = n_filters // self.n_heads
-        qkv = _linear(self.norm_attention(h), self.qkv.weight, self.qkv.bias)
+        qkv = linear_2d(self.norm_attention(h), self.qkv.weight, self.qkv.bias)
         q, k, v = qkv.reshape(batch, n_epochs, 3, self.n_heads, head_dim).permute(2, 0, 3, 1, 4)
         position = torch.arange(n_epochs, device=h.device, dtype=h.dtype)
         distance = (position[None, :] - position[:, None]).abs()
         bias = (
-            -self.slopes[:, None, None] * distance + (1.0 - valid[:, None, None, :]) * _MASKED_SCORE
+            -self.slopes[:, None, None] * distance + (1.0 - valid[:, None, None, :]) * MASKED_SCORE
         )
         # Fused kernels in training (less memory on GPU); MatMul/Softmax ops in ONNX.
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.dropout.p if self.training else 0.0
         )
         out = out.transpose(1, 2).reshape(batch, n_epochs, n_filters)
-        return _linear(out, self.project.weight, self.project.bias)
+        return linear_2d(out, self.project.weight, self.project.bias)
 
     def forward(self, h: Tensor, valid: Tensor) -> Tensor:
         """Mix every epoch with the whole night.
@@ -416,8 +420,8 @@ class ClassifierHead(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """(..., n_filters) -> (..., n_outputs) logits."""
-        h = self.dropout(_linear(self.norm(h), self.hidden.weight, self.hidden.bias, relu=True))
-        return _linear(h, self.out.weight, self.out.bias)
+        h = self.dropout(linear_2d(self.norm(h), self.hidden.weight, self.hidden.bias, relu=True))
+        return linear_2d(h, self.out.weight, self.out.bias)
 
 
 @overload

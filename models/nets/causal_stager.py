@@ -6,16 +6,10 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from models.nets._layers import (
-    ClassifierHead,
-    FeatureEmbedding,
-    TemporalConvStack,
-    causal_dilations,
-)
-from models.nets.stager_net import StagerNet, check_inputs, check_sizes
+from models.nets._layers import ClassifierHead, TemporalConvStack, causal_dilations
+from models.nets.stager_net import StagerNet, check_sizes, pad_past
 
 __all__ = ["CausalStager"]
 
@@ -26,10 +20,13 @@ class CausalStager(StagerNet):
     Reads one feature vector per 30-s epoch of the family's registry (``wearable``: heart
     rate, activity counts, clock and time-in-bed features; ``cardio``: heart-rate
     variability from RR intervals or derived beats, clock features; each with its mask
-    and quality columns) and emits probabilities of W, light, deep and REM at every
-    epoch close. The architecture is the same for every family.
+    and quality columns), or for ``psg`` one per EEG channel of a channel set, and emits
+    class probabilities (W, light, deep, REM; W, N1, N2, N3, REM for ``psg``) at every
+    epoch close. The architecture is the same for every family; a channel set enters
+    through a :class:`~models.nets._channel_set.ChannelSetEmbedding` front.
 
-    ``FeatureEmbedding -> ResidualConvBlock(causal) x len(dilations) -> ClassifierHead`` on
+    ``FeatureEmbedding (or ChannelSetEmbedding) -> ResidualConvBlock(causal) x
+    len(dilations) -> ClassifierHead`` on
     the newest position: per-feature standardisation folded into an embedding with a
     validity channel, one weight-normalised residual causal convolution per dilation
     (widest first; the default ``(5, 4, 2, 1)`` with ``kernel_size=3`` covers exactly 25
@@ -42,11 +39,13 @@ class CausalStager(StagerNet):
     Parameters
     ----------
     n_features : int
-        Features per epoch, mask and quality columns included.
+        Features per epoch (per channel with ``channel_set``), mask and quality columns
+        included.
     family : str
-        The feature family read (``"wearable"``, ``"cardio"``), recorded in the model card.
+        The feature family read (``"wearable"``, ``"cardio"``, ``"psg"``), recorded in the
+        model card.
     n_outputs : int
-        Classes; 4 = W, light, deep, REM.
+        Classes; 4 = W, light, deep, REM; 5 = W, N1, N2, N3, REM.
     context_epochs : int
         Window length in epochs (25 = 12.5 min of 30-s epochs), oldest first.
     n_filters : int
@@ -61,6 +60,10 @@ class CausalStager(StagerNet):
         labelled corpus is small and HRV from short windows is noisy).
     epoch_s : float
         Epoch length in seconds, recorded in the model card.
+    channel_set : bool
+        Read a set of channels per epoch (the psg family; see :class:`StagerNet`).
+    channel_dropout : float
+        With ``channel_set``: probability of hiding a channel of a training crop.
 
     Examples
     --------
@@ -84,8 +87,10 @@ class CausalStager(StagerNet):
         dilations: Sequence[int] | None = None,
         dropout: float = 0.1,
         epoch_s: float = 30.0,
+        channel_set: bool = False,
+        channel_dropout: float = 0.0,
     ) -> None:
-        super().__init__(family)
+        super().__init__(family, channel_set)
         check_sizes(n_features, n_outputs, n_filters, dropout, epoch_s)
         if context_epochs < 1:
             msg = f"context_epochs must be >= 1; got {context_epochs}"
@@ -101,7 +106,8 @@ class CausalStager(StagerNet):
             raise ValueError(msg)
         self.n_features, self.n_outputs, self.epoch_s = n_features, n_outputs, float(epoch_s)
         self.context_epochs = context_epochs
-        self.embedding = FeatureEmbedding(n_features, n_filters)
+        self.embedding = self.make_embedding(n_features, n_filters, instance_norm=False,
+                                             channel_dropout=channel_dropout)
         self.temporal = TemporalConvStack(n_filters, kernel_size, dilations, dropout, causal=True)
         self.head = ClassifierHead(n_filters, n_outputs, dropout)
 
@@ -114,19 +120,20 @@ class CausalStager(StagerNet):
         ----------
         x : Tensor, shape (batch, context_epochs, n_features), float32
             Per-epoch features, oldest first, in the units of the feature registry. A
-            night younger than the context is left-padded with zero rows.
-        valid : Tensor, shape (batch, context_epochs), optional
-            1 for a real epoch, 0 for padding or an epoch without data; all ones if None.
+            night younger than the context is left-padded with zero rows. With
+            ``channel_set``: (batch, context_epochs, n_channels, n_features).
+        valid : Tensor, shape x.shape[:-1], optional
+            1 for a real epoch (channel), 0 for padding or no data; all ones if None.
         return_logits : bool
             Return unnormalised logits (for the training loss) instead of probabilities.
 
         Returns
         -------
         Tensor, shape (batch, n_outputs)
-            Probabilities of W, light, deep, REM for the newest epoch (sum to 1), or logits.
+            Class probabilities for the newest epoch (sum to 1), or logits.
         """
-        valid = check_inputs(x, valid, self.n_features, self.context_epochs, type(self).__name__)
-        logits = self.head(self.temporal(self.embedding(x, valid))[:, -1])
+        valid = self.check_inputs(x, valid, self.context_epochs)
+        logits = self.head(self.temporal(self.embed(x, valid)[0])[:, -1])
         return logits if return_logits else torch.softmax(logits, dim=-1)
 
     def forward_sequence(
@@ -140,9 +147,10 @@ class CausalStager(StagerNet):
         Parameters
         ----------
         x : Tensor, shape (batch, n_epochs, n_features), float32
-            Whole nights, oldest epoch first.
-        valid : Tensor, shape (batch, n_epochs), optional
-            1 for a real epoch, 0 for padding or no data; all ones if None.
+            Whole nights, oldest epoch first (with ``channel_set``: (batch, n_epochs,
+            n_channels, n_features)).
+        valid : Tensor, shape x.shape[:-1], optional
+            1 for a real epoch (channel), 0 for padding or no data; all ones if None.
         return_logits : bool
             Return logits instead of probabilities.
 
@@ -150,8 +158,8 @@ class CausalStager(StagerNet):
         -------
         Tensor, shape (batch, n_epochs, n_outputs)
         """
-        valid = check_inputs(x, valid, self.n_features, None, type(self).__name__)
+        valid = self.check_inputs(x, valid, None)
         pad = self.context_epochs - 1
-        h = self.embedding(F.pad(x, (0, 0, pad, 0)), F.pad(valid, (pad, 0)))
+        h, _ = self.embed(pad_past(x, pad), pad_past(valid, pad))
         logits = self.head(self.temporal(h))
         return logits if return_logits else torch.softmax(logits, dim=-1)

@@ -8,13 +8,8 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from models.nets._layers import (
-    BidirectionalAttentionBlock,
-    ClassifierHead,
-    FeatureEmbedding,
-    TemporalConvStack,
-)
-from models.nets.stager_net import StagerNet, check_inputs, check_sizes
+from models.nets._layers import BidirectionalAttentionBlock, ClassifierHead, TemporalConvStack
+from models.nets.stager_net import StagerNet, check_sizes
 
 __all__ = ["OfflineStager"]
 
@@ -22,10 +17,12 @@ __all__ = ["OfflineStager"]
 class OfflineStager(StagerNet):
     """Stage every epoch of a whole night of a family's features, looking both ways.
 
-    Reads one feature vector per 30-s epoch of the family's registry, for a night of any
-    length, and returns probabilities of W, light, deep and REM per epoch; the stream runs
-    it at session end to emit revised stage events. The architecture is the same for
-    every family.
+    Reads one feature vector per 30-s epoch of the family's registry (for ``psg`` one per
+    EEG channel of a channel set, through a
+    :class:`~models.nets._channel_set.ChannelSetEmbedding` front), for a night of any
+    length, and returns class probabilities per epoch (W, light, deep, REM; W, N1, N2, N3,
+    REM for ``psg``); the stream runs it at session end to emit revised stage events. The
+    architecture is the same for every family.
 
     ``FeatureEmbedding(instance_norm) -> ResidualConvBlock(centred) x len(dilations) ->
     BidirectionalAttentionBlock x n_attention_blocks -> ClassifierHead`` at every epoch.
@@ -41,11 +38,13 @@ class OfflineStager(StagerNet):
     Parameters
     ----------
     n_features : int
-        Features per epoch, mask and quality columns included.
+        Features per epoch (per channel with ``channel_set``), mask and quality columns
+        included.
     family : str
-        The feature family read (``"wearable"``, ``"cardio"``), recorded in the model card.
+        The feature family read (``"wearable"``, ``"cardio"``, ``"psg"``), recorded in the
+        model card.
     n_outputs : int
-        Classes; 4 = W, light, deep, REM.
+        Classes; 4 = W, light, deep, REM; 5 = W, N1, N2, N3, REM.
     n_filters : int
         Channels of every layer; a multiple of ``n_heads``.
     kernel_size : int
@@ -62,7 +61,11 @@ class OfflineStager(StagerNet):
         Epoch length in seconds, recorded in the model card.
     instance_norm : bool
         Also feed each feature normalised by its whole-night mean and spread over the
-        valid epochs.
+        valid epochs (per channel with ``channel_set``).
+    channel_set : bool
+        Read a set of channels per epoch (the psg family; see :class:`StagerNet`).
+    channel_dropout : float
+        With ``channel_set``: probability of hiding a channel of a training crop.
 
     Notes
     -----
@@ -93,15 +96,18 @@ class OfflineStager(StagerNet):
         dropout: float = 0.1,
         epoch_s: float = 30.0,
         instance_norm: bool = True,
+        channel_set: bool = False,
+        channel_dropout: float = 0.0,
     ) -> None:
-        super().__init__(family)
+        super().__init__(family, channel_set)
         check_sizes(n_features, n_outputs, n_filters, dropout, epoch_s)
         if n_heads < 1 or n_filters % n_heads:
             msg = f"n_filters ({n_filters}) must be a multiple of n_heads ({n_heads})"
             raise ValueError(msg)
         self.n_features, self.n_outputs, self.epoch_s = n_features, n_outputs, float(epoch_s)
         self.context_epochs = None
-        self.embedding = FeatureEmbedding(n_features, n_filters, instance_norm=instance_norm)
+        self.embedding = self.make_embedding(n_features, n_filters, instance_norm=instance_norm,
+                                             channel_dropout=channel_dropout)
         self.temporal = TemporalConvStack(n_filters, kernel_size, dilations, dropout, causal=False)
         self.attention = nn.ModuleList(
             BidirectionalAttentionBlock(n_filters, n_heads, dropout)
@@ -117,21 +123,23 @@ class OfflineStager(StagerNet):
         Parameters
         ----------
         x : Tensor, shape (batch, n_epochs, n_features), float32
-            Whole nights, oldest epoch first, in the units of the feature registry.
-        valid : Tensor, shape (batch, n_epochs), optional
-            1 for a real epoch, 0 for padding (nights of unequal length in one batch) or
-            an epoch without data; all ones if None.
+            Whole nights, oldest epoch first, in the units of the feature registry (with
+            ``channel_set``: (batch, n_epochs, n_channels, n_features)).
+        valid : Tensor, shape x.shape[:-1], optional
+            1 for a real epoch (channel), 0 for padding (nights of unequal length in one
+            batch) or an epoch without data; all ones if None.
         return_logits : bool
             Return logits instead of probabilities.
 
         Returns
         -------
         Tensor, shape (batch, n_epochs, n_outputs)
-            Probabilities of W, light, deep, REM per epoch (sum to 1), or logits.
+            Class probabilities per epoch (sum to 1), or logits.
         """
-        valid = check_inputs(x, valid, self.n_features, None, type(self).__name__)
-        h = self.temporal(self.embedding(x, valid))
+        valid = self.check_inputs(x, valid, None)
+        h, epoch_valid = self.embed(x, valid)
+        h = self.temporal(h)
         for attention in self.attention:
-            h = attention(h, valid)
+            h = attention(h, epoch_valid)
         logits = self.head(h)
         return logits if return_logits else torch.softmax(logits, dim=-1)

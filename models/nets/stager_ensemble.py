@@ -30,8 +30,8 @@ class StagerEnsemble(StagerNet):
     Parameters
     ----------
     members : sequence of OfflineStager
-        At least one; all of one family, with equal ``n_features``, ``n_outputs`` and
-        ``epoch_s``.
+        At least one; all of one family, with equal ``n_features``, ``n_outputs``,
+        ``epoch_s`` and input layout (``channel_set``).
     """
 
     kind: ClassVar[Literal["causal", "offline"]] = "offline"
@@ -42,14 +42,14 @@ class StagerEnsemble(StagerNet):
             msg = "StagerEnsemble needs at least one member; got none"
             raise ValueError(msg)
         first = members[0]
-        super().__init__(first.family)
+        super().__init__(first.family, first.channel_set)
         for i, m in enumerate(members):
             if not isinstance(m, OfflineStager):
                 msg = (f"ensemble members must be OfflineStager nets; member {i} is "
                        f"{type(m).__name__}. Train one causal net: every epoch close would "
                        "pay for an ensemble's width.")
                 raise TypeError(msg)
-            for attr in ("family", "n_features", "n_outputs", "epoch_s"):
+            for attr in ("family", "n_features", "n_outputs", "epoch_s", "channel_set"):
                 if getattr(m, attr) != getattr(first, attr):
                     msg = (f"ensemble member {i} has {attr}={getattr(m, attr)!r}, member 0 "
                            f"{getattr(first, attr)!r}; members must take the same inputs")
@@ -75,6 +75,8 @@ class StagerEnsemble(StagerNet):
 
     def forward(self, x: Tensor, valid: Tensor | None = None, **kw: Any) -> Tensor:
         """Average of the members' probabilities, shape (batch, n_epochs, n_outputs).
+
+        ``x`` and ``valid`` are as for :meth:`OfflineStager.forward`.
 
         Raises
         ------

@@ -4,7 +4,10 @@ A stager is a net that stages epochs: :class:`~models.nets.causal_stager.CausalS
 (the newest epoch of a window), :class:`~models.nets.offline_stager.OfflineStager` (every
 epoch of a whole night) and :class:`~models.nets.stager_ensemble.StagerEnsemble` (offline
 nets averaged). The architecture does not depend on the family: ``family`` is data, the
-name of the feature family the net reads, recorded in the card.
+name of the feature family the net reads, recorded in the card. A net of a per-channel
+family (``psg``) reads a set of channels per epoch through a
+:class:`~models.nets._channel_set.ChannelSetEmbedding` front instead of the per-epoch
+:class:`~models.nets._layers.FeatureEmbedding`; the temporal stacks behind it are the same.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
+from models.nets._channel_set import ChannelSetEmbedding
 from models.nets._layers import FeatureEmbedding
 from models.stages import CLASS_NAMES
 
-__all__ = ["StagerNet", "check_inputs", "check_sizes"]
+__all__ = ["StagerNet", "check_inputs", "check_sizes", "pad_past"]
 
 # The model card's pattern for a family name.
 _FAMILY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -31,8 +35,12 @@ class StagerNet(nn.Module):
     Parameters
     ----------
     family : str
-        The feature family the net reads (``"wearable"``, ``"cardio"``): the model card's
-        ``family`` and the first half of the default model name ``<family>-<kind>``.
+        The feature family the net reads (``"wearable"``, ``"cardio"``, ``"psg"``): the
+        model card's ``family`` and the first half of the default model name
+        ``<family>-<kind>``.
+    channel_set : bool
+        The input carries a set of channels per epoch, ``x`` of shape (batch, n_epochs,
+        n_channels, n_features) with ``valid`` (batch, n_epochs, n_channels).
     """
 
     kind: ClassVar[Literal["causal", "offline"]]
@@ -40,19 +48,43 @@ class StagerNet(nn.Module):
     n_outputs: int
     epoch_s: float
     context_epochs: int | None
-    embedding: FeatureEmbedding
+    embedding: FeatureEmbedding | ChannelSetEmbedding
 
-    def __init__(self, family: str) -> None:
+    def __init__(self, family: str, channel_set: bool = False) -> None:
         super().__init__()
         if not isinstance(family, str) or not _FAMILY.match(family):
             msg = (f"family must be a lower-case feature family name such as 'wearable' or "
                    f"'cardio'; got {family!r}")
             raise ValueError(msg)
         self.family = family
+        self.channel_set = bool(channel_set)
 
     def set_feature_stats(self, mean: ArrayLike, std: ArrayLike) -> None:
         """Set the training-set feature mean and std (see :class:`FeatureEmbedding`)."""
         self.embedding.set_feature_stats(mean, std)
+
+    def make_embedding(
+        self, n_features: int, n_filters: int, *, instance_norm: bool, channel_dropout: float
+    ) -> FeatureEmbedding | ChannelSetEmbedding:
+        """The front of the net: per-epoch features, or a channel set when ``channel_set``."""
+        if self.channel_set:
+            return ChannelSetEmbedding(n_features, n_filters, instance_norm=instance_norm,
+                                       channel_dropout=channel_dropout)
+        if channel_dropout:
+            msg = f"channel_dropout needs a channel-set input; got {channel_dropout}"
+            raise ValueError(msg)
+        return FeatureEmbedding(n_features, n_filters, instance_norm=instance_norm)
+
+    def embed(self, x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-epoch embedding ``(batch, n_epochs, n_filters)`` and epoch validity."""
+        if isinstance(self.embedding, ChannelSetEmbedding):
+            return self.embedding(x, valid)
+        return self.embedding(x, valid), valid
+
+    def check_inputs(self, x: Tensor, valid: Tensor | None, n_epochs: int | None) -> Tensor:
+        """Check the shapes of a forward call and return ``valid`` (ones when None)."""
+        return check_inputs(x, valid, self.n_features, n_epochs, type(self).__name__,
+                            self.channel_set)
 
 
 def check_sizes(
@@ -77,11 +109,16 @@ def check_sizes(
 
 
 def check_inputs(
-    x: Tensor, valid: Tensor | None, n_features: int, n_epochs: int | None, name: str
+    x: Tensor, valid: Tensor | None, n_features: int, n_epochs: int | None, name: str,
+    channel_set: bool = False,
 ) -> Tensor:
     """Check the shapes of a forward call and return ``valid`` (all ones when None)."""
-    if x.ndim != 3 or x.shape[-1] != n_features:
-        msg = f"{name} expects x of shape (batch, n_epochs, {n_features}); got {tuple(x.shape)}"
+    layout = "(batch, n_epochs, n_channels, " if channel_set else "(batch, n_epochs, "
+    if x.ndim != 3 + channel_set or x.shape[-1] != n_features:
+        msg = f"{name} expects x of shape {layout}{n_features}); got {tuple(x.shape)}"
+        raise ValueError(msg)
+    if channel_set and x.shape[2] < 1:
+        msg = f"{name} needs at least one channel; got x of shape {tuple(x.shape)}"
         raise ValueError(msg)
     if n_epochs is not None and x.shape[1] != n_epochs:
         msg = (
@@ -90,8 +127,13 @@ def check_inputs(
         )
         raise ValueError(msg)
     if valid is None:
-        return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
-    if valid.shape != x.shape[:2]:
-        msg = f"{name} expects valid of shape {tuple(x.shape[:2])}; got {tuple(valid.shape)}"
+        return torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+    if valid.shape != x.shape[:-1]:
+        msg = f"{name} expects valid of shape {tuple(x.shape[:-1])}; got {tuple(valid.shape)}"
         raise ValueError(msg)
     return valid.to(x.dtype)
+
+
+def pad_past(t: Tensor, n_epochs: int) -> Tensor:
+    """``t`` with ``n_epochs`` zero epochs prepended on its epoch axis (axis 1)."""
+    return torch.cat([t.new_zeros((t.shape[0], n_epochs, *t.shape[2:])), t], dim=1)

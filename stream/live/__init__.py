@@ -9,8 +9,8 @@ server.
 from __future__ import annotations
 
 from stream.live.follow import LiveFollower
-from stream.live.view import EPOCH_S, MAX_EPOCHS, STAGES, LiveView, UnknownNight
+from stream.live.view import EPOCH_S, MAX_EPOCHS, STAGE_SETS, LiveView, UnknownNight
 from stream.live.web import install_live
 
-__all__ = ["EPOCH_S", "MAX_EPOCHS", "STAGES", "LiveFollower", "LiveView", "UnknownNight",
+__all__ = ["EPOCH_S", "MAX_EPOCHS", "STAGE_SETS", "LiveFollower", "LiveView", "UnknownNight",
            "install_live"]

@@ -2,24 +2,28 @@
 
 :class:`LiveView` holds, for every subject, its latest ``sessions_per_subject`` sessions
 (by start time), each as fixed-width numpy arrays indexed by epoch number: the causal and
-offline stage, their probabilities, whether the epoch had data, and the heart rate and
-activity of the epoch (from the causal events' ``inputs``), plus the session's start,
-end, time zone and night summaries. The follower of the output topics
+offline stage, their probabilities, whether the epoch had data, and the inputs of the epoch
+(from the causal events' ``inputs``: heart rate and activity, or for an EEG session the
+channels with measures and their amplitude), plus the session's start, end, time zone,
+family, EEG channels and night summaries. A night is shown in its models' stage set, the
+first stage event's: 4 classes (W, light, deep, REM) or, for psg sessions, 5 (W, N1, N2,
+N3, REM). The follower of the output topics
 (:mod:`stream.live.follow`) feeds it with raw message values; it serves the JSON of the live
 page.
 
 Memory is bounded:
 
-* per epoch 15 bytes (two stage codes, eight probabilities quantised to 1/255, two
-  float16 inputs, one validity flag); arrays grow by doubling from 1,024 epochs
-  (8.5 h) and stop at :data:`MAX_EPOCHS` (48 h), later epochs are dropped and counted;
+* per epoch 20 bytes (two stage codes, ten probabilities quantised to 1/255, three
+  float16 inputs, an int8 channel count, one validity flag); arrays grow by doubling from
+  1,024 epochs (8.5 h) and stop at :data:`MAX_EPOCHS` (48 h), later epochs are dropped
+  and counted;
 * per subject at most ``sessions_per_subject`` sessions: a session older than all kept
   ones is ignored, a newer one replaces the oldest;
 * at most ``max_subjects`` subjects: the one updated longest ago is dropped first, and
   :meth:`LiveView.evict_older_than` drops subjects with nothing new for the look-back.
 
-Measured: an 8-h night takes 17 kB, so the default 5,000 subjects with two nights each
-take about 170 MB (860 MB if every session ran 48 h). Decoding costs about 26 us per
+Measured: an 8-h night takes 22 kB, so the default 5,000 subjects with two nights each
+take about 220 MB (1.2 GB if every session ran 48 h). Decoding costs about 26 us per
 event, which matters only when a restarted worker re-reads a long look-back window.
 
 An epoch is identified by its session and index, so a re-delivered event (after a
@@ -41,12 +45,15 @@ from numpy.typing import NDArray
 
 from models.stages import CLASS_NAMES
 from stream.codecs import DecodeFailure, decode
-from stream.schemas import NightSummary, Payload, SessionEvent, StageEvent
+from stream.schemas import EpochInputStats, NightSummary, Payload, SessionEvent, StageEvent
 
-__all__ = ["EPOCH_S", "MAX_EPOCHS", "STAGES", "LiveView", "UnknownNight"]
+__all__ = ["EPOCH_S", "MAX_EPOCHS", "STAGE_SETS", "LiveView", "UnknownNight"]
 
-#: The stage set of the live page (the worker's 4-class set).
-STAGES: Final = CLASS_NAMES[4]
+#: The stage sets the live page draws: the psg models' 5 classes, the others' 4.
+STAGE_SETS: Final = (5, 4)
+#: The stage set of a family's models, for a night whose first stage event is still to come.
+_FAMILY_STAGE_SET: Final = {"psg": 5}
+_MOST_CLASSES: Final = max(STAGE_SETS)
 EPOCH_S: Final = 30.0
 #: Most epochs kept per session (48 h); later epochs are dropped and counted.
 MAX_EPOCHS: Final = 5760
@@ -75,13 +82,20 @@ class _Night:
     time_zone: str = "UTC"
     start_is_nominal: bool = False
     device: str = ""
+    family: str = ""
+    channels: tuple[str, ...] = ()
+    stage_set: int = 0  # the first stage event's; 0 until one arrives
     ended_at: datetime | None = None
     n: int = 0
     stage: NDArray[np.int8] = field(default_factory=lambda: np.full((2, 0), -1, np.int8))
-    prob: NDArray[np.uint8] = field(default_factory=lambda: np.zeros((2, 0, 4), np.uint8))
+    prob: NDArray[np.uint8] = field(
+        default_factory=lambda: np.zeros((2, 0, _MOST_CLASSES), np.uint8))
     valid: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
     hr: NDArray[np.float16] = field(default_factory=lambda: np.full(0, np.nan, np.float16))
     activity: NDArray[np.float16] = field(
+        default_factory=lambda: np.full(0, np.nan, np.float16))
+    eeg_channels: NDArray[np.int8] = field(default_factory=lambda: np.full(0, -1, np.int8))
+    eeg_rms: NDArray[np.float16] = field(
         default_factory=lambda: np.full(0, np.nan, np.float16))
     summaries: dict[str, NightSummary] = field(default_factory=dict)
     updated_s: float = 0.0
@@ -98,16 +112,25 @@ class _Night:
         new = min(new, MAX_EPOCHS)
         grow = new - cap
         self.stage = np.concatenate([self.stage, np.full((2, grow), -1, np.int8)], axis=1)
-        self.prob = np.concatenate([self.prob, np.zeros((2, grow, 4), np.uint8)], axis=1)
+        self.prob = np.concatenate(
+            [self.prob, np.zeros((2, grow, _MOST_CLASSES), np.uint8)], axis=1)
         self.valid = np.concatenate([self.valid, np.zeros(grow, np.bool_)])
         self.hr = np.concatenate([self.hr, np.full(grow, np.nan, np.float16)])
         self.activity = np.concatenate([self.activity, np.full(grow, np.nan, np.float16)])
+        self.eeg_channels = np.concatenate([self.eeg_channels, np.full(grow, -1, np.int8)])
+        self.eeg_rms = np.concatenate([self.eeg_rms, np.full(grow, np.nan, np.float16)])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Class names of the night's stage set (of its family's models before any event)."""
+        return CLASS_NAMES[self.stage_set or _FAMILY_STAGE_SET.get(self.family, 4)]
 
     def counts(self, kind: str) -> dict[str, int]:
         """Epochs per stage of one kind."""
+        names = self.names
         row = self.stage[_KINDS.index(kind), : self.n]
-        found = np.bincount(row[row >= 0], minlength=len(STAGES))
-        return {name: int(found[i]) for i, name in enumerate(STAGES)}
+        found = np.bincount(row[row >= 0], minlength=len(names))
+        return {name: int(found[i]) for i, name in enumerate(names)}
 
     def n_scored(self, kind: str) -> int:
         """Epochs that have a stage of ``kind``."""
@@ -116,7 +139,7 @@ class _Night:
     def current_stage(self) -> str | None:
         """The causal stage of the latest scored epoch."""
         scored = np.flatnonzero(self.stage[0, : self.n] >= 0)
-        return STAGES[int(self.stage[0, scored[-1]])] if scored.size else None
+        return self.names[int(self.stage[0, scored[-1]])] if scored.size else None
 
     def summary(self) -> NightSummary | None:
         """The offline summary, else the causal one, else None."""
@@ -147,9 +170,11 @@ class LiveView:
     applied : int
         Messages applied.
     undecodable : collections.Counter
-        Skipped messages per topic kind (bad JSON, schema violations, other stage sets).
+        Skipped messages per topic kind (bad JSON, schema violations, stage sets the page
+        does not draw).
     dropped : collections.Counter
-        Events not kept and why (``old_session``, ``beyond_max_epochs``).
+        Events not kept and why (``old_session``, ``beyond_max_epochs``,
+        ``other_stage_set``: a stage set other than the night's first).
     """
 
     sessions_per_subject: int = 2
@@ -209,7 +234,7 @@ class LiveView:
         return used
 
     def _stage(self, ev: StageEvent, now: float) -> bool:
-        if ev.stage_set != len(STAGES):
+        if ev.stage_set not in STAGE_SETS:
             self.undecodable["stages"] += 1
             return False
         k = ev.epoch_index
@@ -220,17 +245,20 @@ class LiveView:
         night = self._night(ev.subject_id, ev.session_id, start, now)
         if night is None:
             return False
+        if night.stage_set not in (0, ev.stage_set):  # one night, one stage set
+            self.dropped["other_stage_set"] += 1
+            return False
+        night.stage_set = ev.stage_set
+        names = night.names
         night.ensure(k)
         row = _KINDS.index(ev.kind)
-        night.stage[row, k] = STAGES.index(ev.stage)
-        probs = np.asarray([ev.probabilities[s] for s in STAGES], dtype=np.float64)
-        night.prob[row, k] = np.clip(np.rint(probs * _PROB_SCALE), 0, _PROB_SCALE)
+        night.stage[row, k] = names.index(ev.stage)
+        probs = np.asarray([ev.probabilities[s] for s in names], dtype=np.float64)
+        night.prob[row, k, : len(names)] = np.clip(np.rint(probs * _PROB_SCALE), 0, _PROB_SCALE)
         if ev.kind == "causal":
             night.valid[k] = ev.valid
             if ev.inputs is not None:
-                hr, act = ev.inputs.hr_mean_bpm, ev.inputs.activity_counts
-                night.hr[k] = np.nan if hr is None else hr
-                night.activity[k] = np.nan if act is None else act
+                _inputs(night, k, ev.inputs)
         night.n = max(night.n, k + 1)
         self._touch(night, now)
         return True
@@ -260,6 +288,7 @@ class LiveView:
             night.start = e.t_utc
             night.time_zone, night.device = e.time_zone, e.device
             night.start_is_nominal = e.start_is_nominal
+            night.family, night.channels = e.family, tuple(e.channels)
         self._touch(night, now)
         return True
 
@@ -353,21 +382,35 @@ class LiveView:
             "started_at": night.start.isoformat(),
             "ended_at": night.ended_at.isoformat() if night.ended_at else None,
             "time_zone": night.time_zone, "start_is_nominal": night.start_is_nominal,
-            "device": night.device, "epoch_s": EPOCH_S, "n_epochs": n,
-            "stages": list(STAGES), "prob_scale": _PROB_SCALE, "version": night.version,
+            "device": night.device, "family": night.family, "channels": list(night.channels),
+            "epoch_s": EPOCH_S, "n_epochs": n,
+            "stages": list(night.names), "prob_scale": _PROB_SCALE, "version": night.version,
             "last_update": datetime.fromtimestamp(night.updated_s).astimezone().isoformat(),
             "valid": night.valid[:n].astype(np.int8).tolist(),
             "hr_bpm": _series(night.hr[:n], 1), "activity_counts": _series(night.activity[:n], 1),
+            "eeg_channels": [None if c < 0 else c for c in night.eeg_channels[:n].tolist()],
+            "eeg_rms_uv": _series(night.eeg_rms[:n], 1),
         }
         for row, kind in enumerate(_KINDS):
             out[kind] = {
                 "stage": night.stage[row, :n].tolist(),
-                "prob": night.prob[row, :n].T.tolist(),
+                "prob": night.prob[row, :n, : len(night.names)].T.tolist(),
                 "n_scored": night.n_scored(kind), "counts": night.counts(kind),
             }
         summary = night.summary()
         out["summary"] = None if summary is None else _summary_json(summary)
         return out
+
+
+def _inputs(night: _Night, k: int, inputs: EpochInputStats) -> None:
+    """Keep what the page draws of an epoch's inputs."""
+    hr, act = inputs.hr_mean_bpm, inputs.activity_counts
+    night.hr[k] = np.nan if hr is None else hr
+    night.activity[k] = np.nan if act is None else act
+    if inputs.eeg_channels is not None:
+        night.eeg_channels[k] = min(inputs.eeg_channels, 127)
+        rms = inputs.eeg_rms_uv
+        night.eeg_rms[k] = np.nan if rms is None else rms
 
 
 def _summary_json(s: NightSummary) -> dict[str, Any]:

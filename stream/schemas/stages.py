@@ -15,12 +15,13 @@ ModelKind = Literal["causal", "offline"]
 
 
 class EpochInputStats(Payload):
-    """What arrived during one epoch: the one type of these six numbers in the stream.
+    """What arrived during one epoch: the one type of these numbers in the stream.
 
     The engine builds it when an epoch closes (:class:`stream.engine.ClosedEpoch`), the
     epoch's causal :class:`StageEvent` carries it, the live page draws heart rate and
-    activity from it and the sink writes it as the ``sleep_inputs`` point. Means are None
-    when no sample of that modality fell into the epoch.
+    activity (or, for EEG, the channels and amplitude) from it and the sink writes it as
+    the ``sleep_inputs`` point. Means are None when no sample of that modality fell into
+    the epoch; the EEG fields are None in sessions that send no EEG.
 
     Attributes
     ----------
@@ -36,6 +37,13 @@ class EpochInputStats(Payload):
         Mean RR interval in s of the beats in the epoch.
     beats : int
         Beats (RR intervals) in the epoch.
+    eeg_channels : int or None
+        EEG sessions: channels with measures in the epoch (the EEG front-end had all of
+        the epoch's samples of the channel, without a gap); the others are masked.
+    eeg_rms_uv : float or None
+        EEG sessions: root mean square amplitude in uV, ``sqrt`` of the mean over those
+        channels of the epoch's variance at 100 Hz (a flat or saturating electrode shows
+        here); None when no channel had measures.
     """
 
     hr_mean_bpm: FiniteFloat | None = None
@@ -44,6 +52,8 @@ class EpochInputStats(Payload):
     activity_samples: int = Field(default=0, ge=0)
     rr_mean_s: FiniteFloat | None = None
     beats: int = Field(default=0, ge=0)
+    eeg_channels: int | None = Field(default=None, ge=0)
+    eeg_rms_uv: FiniteFloat | None = Field(default=None, ge=0.0)
 
 
 class StageEvent(Payload):
@@ -66,7 +76,8 @@ class StageEvent(Payload):
     kind : {"causal", "offline"}
         Live stage at epoch close, or the whole-night revision at session end.
     stage_set : int
-        Number of classes of ``probabilities`` (4: W, light, deep, REM).
+        Number of classes of ``probabilities`` (5: W, N1, N2, N3, REM for the psg models;
+        4: W, light, deep, REM for the wearable and cardio models).
     stage : str
         The most probable class name.
     probabilities : dict of str to float
@@ -93,7 +104,7 @@ class StageEvent(Payload):
     model_name: str
     model_version: str
     kind: ModelKind
-    stage_set: Literal[4, 3, 2] = 4
+    stage_set: Literal[5, 4, 3, 2] = 4
     stage: str
     probabilities: dict[str, FiniteFloat]
     confidence: FiniteFloat = Field(ge=0.0, le=1.0)

@@ -10,12 +10,14 @@ Measurements
 ------------
 ``sleep_stage``, one point per staged epoch and model kind (a :class:`StageEvent`)
     tags ``subject``, ``session``, ``kind`` (``causal`` | ``offline``), ``model``;
-    fields ``stage`` (string class name: ``W``, ``light``, ``deep``, ``REM``),
-    ``stage_code`` (int, the class index: 0 = W, 1 = light, 2 = deep, 3 = REM, for
-    Grafana state-timeline value mappings), ``p_<class>`` (float, one per class of the
-    stage set, e.g. ``p_W``, ``p_light``, ``p_deep``, ``p_REM``), ``confidence`` (float),
-    ``epoch_index`` (int), ``latency_s`` (float, epoch close -> event), ``valid`` (bool);
-    time = epoch start.
+    fields ``stage`` (string class name: ``W``, ``light``, ``deep``, ``REM`` of the
+    4-class models; ``W``, ``N1``, ``N2``, ``N3``, ``REM`` of the 5-class psg models),
+    ``stage_code`` (int, :data:`STAGE_CODES`: one code per class name whatever the stage
+    set, 0 = W, 1 = light, 2 = deep, 3 = REM, 4 = N1, 5 = N2, 6 = N3, 7 = NREM, 8 = sleep,
+    for Grafana value mappings that read every model alike), ``p_<class>`` (float, one
+    per class of the stage set, e.g. ``p_W``, ``p_light``, ``p_deep``, ``p_REM``, or
+    ``p_N1``, ``p_N2``, ``p_N3``), ``confidence`` (float), ``epoch_index`` (int),
+    ``latency_s`` (float, epoch close -> event), ``valid`` (bool); time = epoch start.
 ``sleep_summary``, one point per night and model kind (a :class:`NightSummary`)
     tags ``subject``, ``session``, ``kind``, ``model``; fields ``n_epochs``,
     ``n_valid_epochs`` (int), ``tib_min``, ``tst_min``, ``se_pct``, ``sol_min``,
@@ -25,10 +27,12 @@ Measurements
     time = session start, so a revised summary overwrites the previous one.
 ``sleep_inputs``, one point per closed epoch (the ``inputs`` of its causal
 :class:`StageEvent`, a :class:`~stream.schemas.EpochInputStats`)
-    tags ``subject``, ``session``; fields ``hr_mean_bpm`` (float), ``hr_samples`` (int),
-    ``activity_counts`` (float, sum over the epoch), ``activity_samples`` (int),
-    ``rr_mean_s`` (float), ``beats`` (int); a mean with no samples is left out;
-    time = epoch start.
+    tags ``subject``, ``session``; fields of a wearable or cardio session:
+    ``hr_mean_bpm`` (float), ``hr_samples`` (int), ``activity_counts`` (float, sum over
+    the epoch), ``activity_samples`` (int), ``rr_mean_s`` (float), ``beats`` (int), a
+    mean with no samples left out; of an EEG (psg) session instead: ``eeg_channels`` (int,
+    channels with measures in the epoch) and ``eeg_rms_uv`` (float, their RMS amplitude,
+    left out when no channel had measures); time = epoch start.
 ``sleep_pipeline``, one point per worker and report (a :class:`PipelineStats`)
     tag ``worker``; fields ``events_per_s`` (float), ``stage_events``, ``dead_letters``,
     ``consumer_lag``, ``active_subjects`` (int), ``epoch_close_latency_p50_s``,
@@ -60,6 +64,7 @@ from stream.schemas import NightSummary, StageEvent
 
 __all__ = [
     "MEASUREMENTS",
+    "STAGE_CODES",
     "PipelineStats",
     "SinkItem",
     "inputs_point",
@@ -76,6 +81,12 @@ INPUTS: Final = "sleep_inputs"
 PIPELINE: Final = "sleep_pipeline"
 #: The measurement names, in the order documented above.
 MEASUREMENTS: Final = (STAGE, SUMMARY, INPUTS, PIPELINE)
+
+#: ``stage_code`` of each class name of every stage set: a code means one class whatever
+#: model wrote it (the 4-class codes 0-3 kept their values when the 5-class set came).
+STAGE_CODES: Final[dict[str, int]] = {
+    "W": 0, "light": 1, "deep": 2, "REM": 3, "N1": 4, "N2": 5, "N3": 6, "NREM": 7, "sleep": 8,
+}
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SUMMARY_INT_FIELDS: Final = ("n_epochs", "n_valid_epochs")
@@ -172,7 +183,7 @@ def stage_point(event: StageEvent) -> Point:
     names = CLASS_NAMES[event.stage_set]
     values: dict[str, float | int | bool | str | None] = {
         "stage": event.stage,
-        "stage_code": names.index(event.stage),
+        "stage_code": STAGE_CODES[event.stage],
     }
     values.update({f"p_{name}": float(event.probabilities[name]) for name in names})
     values.update(
@@ -227,11 +238,13 @@ def inputs_point(event: StageEvent) -> Point:
         .tag("session", event.session_id)
         .time(time_ns(event.epoch_start_utc), WritePrecision.NS)
     )
+    values: dict[str, float | int | bool | str | None]
+    if inputs.eeg_channels is not None:  # an EEG session: its counts of samples mean nothing
+        values = {"eeg_channels": inputs.eeg_channels, "eeg_rms_uv": inputs.eeg_rms_uv}
+        return _fields(point, values)
     opt = {"hr_mean_bpm": inputs.hr_mean_bpm, "activity_counts": inputs.activity_counts,
            "rr_mean_s": inputs.rr_mean_s}
-    values: dict[str, float | int | bool | str | None] = {
-        k: None if v is None else float(v) for k, v in opt.items()
-    }
+    values = {k: None if v is None else float(v) for k, v in opt.items()}
     values.update(hr_samples=inputs.hr_samples, activity_samples=inputs.activity_samples,
                   beats=inputs.beats)
     return _fields(point, values)

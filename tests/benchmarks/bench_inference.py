@@ -81,11 +81,11 @@ def _feature_names(family: str, n_features: int | None) -> tuple[list[str], str]
     """The live registry's names for the family, or ``n_features`` made-up ones."""
     if n_features is None:
         try:
-            from models.features.registry import FEATURE_VERSION, feature_names
+            from models.features.registry import feature_names, feature_version
         except ImportError:
             n_features = 40
         else:
-            return list(feature_names(family)), str(FEATURE_VERSION)
+            return list(feature_names(family)), feature_version(family)
     return [f"feature_{i}" for i in range(n_features)], "bench"
 
 

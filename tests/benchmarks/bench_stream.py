@@ -18,6 +18,10 @@ as subprocesses (:class:`stream.stack.LocalStack`), fed over Kafka.
 ``epoch`` (c)
     In-process cost per staged epoch of the worker's logic (features, causal model,
     checkpoint) for N subjects whose epochs close in one batch versus one at a time.
+``psg-live`` (d), ``psg-replay`` (e)
+    Live PSG subjects sending 6 EEG channels at 256 Hz (p99 close -> event, worker memory
+    per subject; goal >= 200 subjects), and 20 nights of 2-channel 100-Hz EEG replayed as
+    fast as possible (goal >= 1,000x real time): tests/benchmarks/_bench_psg.py.
 
 Run from the repository root::
 
@@ -25,6 +29,12 @@ Run from the repository root::
         --data ../shared/data/sleep-accel-walch-cropped/cropped [--sink influxdb1]
     python tests/benchmarks/bench_stream.py live --subjects 1000,3000,5000 --duration 150
     python tests/benchmarks/bench_stream.py epoch --subjects 1000
+    python tests/benchmarks/bench_stream.py psg-live --subjects 100,200,300 --duration 150 \
+        [--weights DIR]
+    python tests/benchmarks/bench_stream.py psg-replay --nights 20 \
+        --data ../shared/data/sleep-edf/pz-oz-raw-first-10000s [--weights DIR]
+
+``--weights``: a folder with psg-causal and psg-offline (default: the shipped models).
 """
 
 from __future__ import annotations
@@ -354,13 +364,33 @@ def main() -> None:
     b.add_argument("--warmup", type=float, default=45.0)
     c = sub.add_parser("epoch")
     c.add_argument("--subjects", type=int, default=1000)
+    d = sub.add_parser("psg-live")
+    d.add_argument("--subjects", default="100,200,300")
+    d.add_argument("--duration", type=float, default=150.0)
+    d.add_argument("--warmup", type=float, default=45.0)
+    d.add_argument("--weights", type=Path, default=None)
+    e = sub.add_parser("psg-replay")
+    e.add_argument("--nights", type=int, default=20)
+    e.add_argument("--hours", type=float, default=8.0)
+    e.add_argument("--data", type=Path,
+                   default=ROOT.parent / "shared/data/sleep-edf/pz-oz-raw-first-10000s")
+    e.add_argument("--weights", type=Path, default=None)
     args = p.parse_args()
     if args.what == "replay":
         bench_replay(args.data, args.sink)
     elif args.what == "live":
         bench_live([int(x) for x in args.subjects.split(",")], args.duration, args.warmup)
-    else:
+    elif args.what == "epoch":
         bench_epoch(args.subjects)
+    elif args.what == "psg-live":
+        from tests.benchmarks._bench_psg import bench_psg_live
+
+        bench_psg_live([int(x) for x in args.subjects.split(",")], args.duration,
+                       args.warmup, args.weights, (_collect_latencies, _stats))
+    else:
+        from tests.benchmarks._bench_psg import bench_psg_replay
+
+        bench_psg_replay(args.nights, args.hours, args.data, args.weights)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Every query of every committed dashboard, against a real InfluxDB 1.x holding a real night.
 
 The night (tests/dashboards/night.py) is the bundled Sleep-Accel recording staged by the
-shipped models and written through the real :class:`~stream.sinks.InfluxV1Sink`. Each
-panel target and each variable query is interpolated the way Grafana does it
-(``$timeFilter`` -> an absolute range in ms, ``$__interval`` -> 30s, ``$session`` All ->
-``.*``) and sent to ``influxd``; the answer must hold the columns the query names, and the
-series names Grafana would derive from it must match the panel's field overrides.
+shipped models, and a PSG night staged by psg models (5 classes), written through the real
+:class:`~stream.sinks.InfluxV1Sink`. Each panel target and each variable query is
+interpolated the way Grafana does it (``$timeFilter`` -> an absolute range in ms,
+``$__interval`` -> 30s, ``$session`` All -> ``.*``) and sent to ``influxd``; the answer
+must hold the columns the query names (for the recorded or the PSG subject: a query of one
+stage set's fields answers for that set's nights), and the series names Grafana would
+derive from it must match the panel's field overrides.
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dashboards.cli import PACKAGE_DIR
 from models.stages import CLASS_NAMES
-from tests.dashboards.night import HR_OFF, WATCH_OFF, WORKERS, Night, write_night
+from stream.sinks.points import STAGE_CODES
+from tests.dashboards.night import (
+    EEG_OFF,
+    HR_OFF,
+    PSG_EPOCHS,
+    WATCH_OFF,
+    WORKERS,
+    Night,
+    write_night,
+)
 from tests.servers import InfluxDB1
 
 JSON_FILES = sorted((PACKAGE_DIR / "json").glob("*.json"))
@@ -36,13 +48,18 @@ def _panels() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def night(influxdb_v1: InfluxDB1) -> Night:
-    return write_night(influxdb_v1.url, f"sleepstream_{uuid.uuid4().hex[:8]}")
+def night(influxdb_v1: InfluxDB1, psg_weights: Path) -> Night:
+    return write_night(influxdb_v1.url, f"sleepstream_{uuid.uuid4().hex[:8]}", psg_weights)
 
 
 @pytest.fixture(scope="module")
 def recorded(night: Night) -> str:
-    return next(s for s in night.subjects if not s.endswith("-dropout"))
+    return next(s for s in night.subjects if not s.endswith(("-dropout", "-psg")))
+
+
+@pytest.fixture(scope="module")
+def psg(night: Night) -> str:
+    return next(s for s in night.subjects if s.endswith("-psg"))
 
 
 def interpolate(text: str, night: Night, **variables: str) -> str:
@@ -89,17 +106,20 @@ def grafana_names(target: dict[str, Any], series: list[dict[str, Any]]) -> set[s
 
 @pytest.mark.parametrize("panel", list(_panels()))
 def test_every_panel_query_answers_with_its_fields(
-    influxdb_v1: InfluxDB1, night: Night, recorded: str, panel: dict[str, Any]
+    influxdb_v1: InfluxDB1, night: Night, recorded: str, psg: str, panel: dict[str, Any]
 ) -> None:
     names: set[str] = set()
     for target in panel["targets"]:
-        series = run(influxdb_v1, night, target["query"], subject=recorded)
-        assert series, f"{target['refId']}: no series for {target['query']}"
-        for s in series:
-            assert s["columns"][1:] == selected_columns(target["query"]), s["columns"]
-            for i, col in enumerate(s["columns"][1:], start=1):
-                assert any(v[i] is not None for v in s["values"]), f"{col} is always null"
-        names |= grafana_names(target, series)
+        answered = False
+        for subject in (recorded, psg):
+            series = run(influxdb_v1, night, target["query"], subject=subject)
+            answered |= bool(series)
+            for s in series:
+                assert s["columns"][1:] == selected_columns(target["query"]), s["columns"]
+                for i, col in enumerate(s["columns"][1:], start=1):
+                    assert any(v[i] is not None for v in s["values"]), f"{col} is always null"
+            names |= grafana_names(target, series)
+        assert answered, f"{target['refId']}: no series for {target['query']}"
     assert not any("$" in n for n in names), names
     for override in panel["fieldConfig"]["overrides"]:  # each must style some field
         matcher = override["matcher"]
@@ -131,31 +151,43 @@ def _query(uid: str, title: str, ref_id: str = "A") -> str:
 
 
 @pytest.mark.parametrize("session", ["all", "one"])
+@pytest.mark.parametrize("who", ["recorded", "psg"])
 def test_hypnogram_has_one_row_per_kind_with_every_epoch(
-    influxdb_v1: InfluxDB1, night: Night, recorded: str, session: str
+    influxdb_v1: InfluxDB1, night: Night, recorded: str, psg: str, session: str, who: str
 ) -> None:
-    subject = night.subjects[recorded]
+    name = {"recorded": recorded, "psg": psg}[who]
+    subject = night.subjects[name]
     # Grafana regex-escapes a chosen value of a variable that offers All
     chosen = {"all": ".*", "one": re.escape(subject.session.session_id)}[session]
     series = run(influxdb_v1, night, _query("sleepstream-hypnogram", "Hypnogram"),
-                 subject=recorded, session=chosen)
+                 subject=name, session=chosen)
     assert [s["tags"]["kind"] for s in series] == ["causal", "offline"]
     for s, events in zip(series, (subject.causal, subject.offline), strict=True):
         points = [(t, v) for t, v in s["values"] if v is not None]
-        assert len(points) == night.n_epochs
-        assert [v for _, v in points] == [NAMES.index(e.stage) for e in events]
+        assert len(points) == len(events) == (night.n_epochs if who == "recorded"
+                                              else PSG_EPOCHS)
+        assert [v for _, v in points] == [STAGE_CODES[e.stage] for e in events]
         assert points[0][0] // 30_000 == int(events[0].epoch_start_utc.timestamp()) // 30
     mapped = _panel("sleepstream-hypnogram", "Hypnogram")["fieldConfig"]["defaults"]["mappings"]
-    assert set(mapped[0]["options"]) == {"0", "1", "2", "3"}
-    assert {e.stage for e in subject.offline} == set(NAMES)  # the night shows every class
+    assert set(mapped[0]["options"]) == {str(c) for c in range(7)}  # 4 + 5 classes, W, REM once
+    if who == "recorded":
+        assert {e.stage for e in subject.offline} == set(NAMES)  # the night shows every class
+    else:
+        assert subject.causal[0].stage_set == 5
 
 
-def test_probabilities_stack_to_one(influxdb_v1: InfluxDB1, night: Night, recorded: str) -> None:
-    (s,) = run(influxdb_v1, night, _query("sleepstream-hypnogram",
-                                          "Stage probabilities (causal)"), subject=recorded)
-    rows = [v[1:] for v in s["values"] if v[1] is not None]
-    assert len(rows) == night.n_epochs
-    assert all(abs(sum(r) - 1) < 1e-5 for r in rows)
+def test_probabilities_stack_to_one(influxdb_v1: InfluxDB1, night: Night, recorded: str,
+                                    psg: str) -> None:
+    title = "Stage probabilities (causal)"
+    for subject, ref_id, n_classes, n in ((recorded, "A", 4, night.n_epochs),
+                                          (psg, "B", 5, PSG_EPOCHS)):
+        query = _query("sleepstream-hypnogram", title, ref_id)
+        (s,) = run(influxdb_v1, night, query, subject=subject)
+        rows = [v[1:] for v in s["values"] if v[1] is not None]
+        assert len(rows) == n and all(len(r) == n_classes for r in rows)
+        assert all(abs(sum(r) - 1) < 1e-5 for r in rows)
+        other = _query("sleepstream-hypnogram", title, "B" if ref_id == "A" else "A")
+        assert run(influxdb_v1, night, other, subject=subject) == []  # the other stage set
 
 
 def test_summary_stats_show_the_offline_revision(
@@ -173,6 +205,30 @@ def test_summary_stats_show_the_offline_revision(
         summary.percent_of_tst)
 
 
+def test_the_psg_summary_shows_n1_n2_n3(influxdb_v1: InfluxDB1, night: Night, psg: str) -> None:
+    summary = night.subjects[psg].summary
+    title = "Stages, % of total sleep time"
+    assert run(influxdb_v1, night, _query("sleepstream-hypnogram", title), subject=psg) == []
+    (s,) = run(influxdb_v1, night, _query("sleepstream-hypnogram", title, "B"), subject=psg)
+    assert s["columns"][1:] == ["N1", "N2", "N3", "REM"]
+    shown = dict(zip(s["columns"][1:], s["values"][0][1:], strict=True))
+    assert shown == pytest.approx({k: v for k, v in summary.percent_of_tst.items()})
+    (tst,) = run(influxdb_v1, night, _query("sleepstream-hypnogram", "Total sleep time"),
+                 subject=psg)
+    assert tst["values"][0][1] == pytest.approx(summary.tst_min)
+
+
+def test_the_inputs_panel_shows_eeg_of_a_psg_night(influxdb_v1: InfluxDB1, night: Night,
+                                                    psg: str) -> None:
+    title = "Inputs: heart rate and activity, or EEG"
+    assert run(influxdb_v1, night, _query("sleepstream-hypnogram", title), subject=psg) == []
+    (s,) = run(influxdb_v1, night, _query("sleepstream-hypnogram", title, "B"), subject=psg)
+    channels = [v[2] for v in s["values"] if v[2] is not None]
+    causal = night.subjects[psg].causal
+    assert channels == [e.inputs.eeg_channels for e in causal if e.inputs]
+    assert channels.count(0) == len(EEG_OFF) and channels.count(1) >= 10
+
+
 def test_fleet_counts_subjects_current_stages_and_gaps(
     influxdb_v1: InfluxDB1, night: Night
 ) -> None:
@@ -182,20 +238,26 @@ def test_fleet_counts_subjects_current_stages_and_gaps(
         (s,) = run(influxdb_v1, night, _query(uid, title))
         return s["values"][0][1]
 
-    assert value("Active subjects") == value("Subjects in range") == 2
-    assert value("Epochs without data") == len(WATCH_OFF)
+    assert value("Active subjects") == value("Subjects in range") == 3
+    assert value("Epochs without data") == len(WATCH_OFF) + len(EEG_OFF)
     assert value("Epochs without heart signal") == len(WATCH_OFF) + len(HR_OFF)
     current = run(influxdb_v1, night, _query(uid, "Current stage per subject"))
     got = {s["tags"]["subject"]: s["values"] for s in current}
     assert got.keys() == night.subjects.keys()
     for subject, rows in got.items():
         last = night.subjects[subject].causal[-1]
-        assert rows == [[int(last.epoch_start_utc.timestamp() * 1000), NAMES.index(last.stage),
+        assert rows == [[int(last.epoch_start_utc.timestamp() * 1000), STAGE_CODES[last.stage],
                          pytest.approx(last.confidence), last.epoch_index, last.valid]]
-    for ref_id, n in (("A", len(WATCH_OFF)), ("B", len(WATCH_OFF) + len(HR_OFF))):
+    recorded = next(iter(night.subjects))
+    for ref_id, n, who in (("A", len(WATCH_OFF), "-dropout"),
+                           ("B", len(WATCH_OFF) + len(HR_OFF), "-dropout"),
+                           ("C", len(EEG_OFF), "-psg")):
         gaps = run(influxdb_v1, night, _query(uid, "Data gaps per subject", ref_id))
-        assert [s["tags"]["subject"] for s in gaps] == [f"{next(iter(night.subjects))}-dropout"]
-        assert sum(v[1] for v in gaps[0]["values"]) == n
+        gaps = [g for g in gaps if g["tags"]["subject"] == f"{recorded}{who}"]
+        assert len(gaps) == 1 and sum(v[1] for v in gaps[0]["values"]) == n
+    no_data = run(influxdb_v1, night, _query(uid, "Data gaps per subject", "A"))
+    assert {g["tags"]["subject"] for g in no_data} == {f"{recorded}-dropout",
+                                                       f"{recorded}-psg"}
 
 
 def test_pipeline_panels_have_one_line_per_worker(influxdb_v1: InfluxDB1, night: Night) -> None:

@@ -21,3 +21,4 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         pytest.skip(f"no embedded broker: {err}")
     yield b
     b.stop()
+

@@ -33,6 +33,7 @@ from stream.schemas import StageEvent
 from stream.settings import StreamSettings
 from stream.stack import LocalStack, StackError, free_port
 from tests.chromium import HeadlessChromium
+from tests.stream._psg import generated_night, send_nights
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -71,10 +72,11 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, psg_weights: Path) -> Iterator[Live]:
     port = free_port()
     stack = LocalStack(tmp_path_factory.mktemp("live-stack"), env={
-        "SLEEPSTREAM_WEB_PORT": str(port), "SLEEPSTREAM_END_WAIT_S": "2"})
+        "SLEEPSTREAM_WEB_PORT": str(port), "SLEEPSTREAM_END_WAIT_S": "2",
+        "SLEEPSTREAM_WEIGHTS_DIR": str(psg_weights)})
     try:
         stack.start()
     except StackError as err:
@@ -258,6 +260,67 @@ def test_json_endpoints_and_errors(live: Live) -> None:
     assert "probe-night" in err["error"]
     status, err = live.get_json("/live/api/night")
     assert status == 400 and "subject" in err["error"]
+
+
+_PSG_HOOKS = """(() => {
+  const c = document.getElementById("hyp-causal"), o = document.getElementById("hyp-offline");
+  const s = document.getElementById("summary");
+  return {stage_set: document.getElementById("night").dataset.stageSet,
+          causal: +c.dataset.epochs, causal_counts: JSON.parse(c.dataset.stageCounts),
+          offline: +o.dataset.epochs, offline_counts: JSON.parse(o.dataset.stageCounts),
+          summary: Object.assign({}, s.dataset),
+          rows: [...c.querySelectorAll("text.ylab")].map(t => t.textContent),
+          legend: [...document.querySelectorAll("#legend .key")].map(k => k.textContent),
+          inputs: [document.getElementById("cap-a-title").textContent,
+                   document.getElementById("cap-b-title").textContent],
+          bars: document.querySelectorAll("#s-stages div").length};
+})()"""
+
+
+def test_live_page_shows_a_psg_night_in_5_stages(live: Live, tmp_path: Path) -> None:
+    night = generated_night("psg-live", ["W"] * 6 + ["N2"] * 6 + ["N3"] * 10 + ["N2"] * 6
+                            + ["W"] * 2, 256.0, 2, seed=5)
+
+    async def run() -> tuple[dict[str, Any], OutputCollector, list[str]]:
+        collector = OutputCollector(live.settings)
+        await collector.start()
+        try:
+            async with HeadlessChromium(tmp_path / "chromium.log") as chrome:
+                await chrome.goto(f"{live.base}/live/?subject={night.subject_id}")
+                await send_nights(live.settings, [night])
+                key = (night.subject_id, night.session_id)
+                assert await collector.wait_complete({key: night.n_epochs}, 120)
+                await chrome.wait_for(
+                    f"+document.getElementById('hyp-offline').dataset.epochs === "
+                    f"{night.n_epochs} && document.getElementById('summary').dataset"
+                    ".available === '1'", "the psg night, its revision and summary", 60)
+                shown = await chrome.evaluate(_PSG_HOOKS)
+                path = await chrome.screenshot(artifacts_dir() / "live-page-psg.png")
+                print(f"\nlive page screenshot (psg night): {path}")
+                return shown, collector, list(chrome.exceptions)
+        finally:
+            await collector.stop()
+
+    shown, collector, exceptions = asyncio.run(run())
+    assert exceptions == [], exceptions
+    names = CLASS_NAMES[5]
+    assert shown["stage_set"] == "5" and shown["rows"] == ["Wake", "REM", "N1", "N2", "N3"]
+    assert shown["legend"][:5] == ["Wake", "REM", "N1", "N2", "N3 (deep)"]
+    assert shown["inputs"] == ["EEG amplitude", "EEG channels with data"]
+    key = (night.subject_id, night.session_id)
+    for kind in ("causal", "offline"):
+        events = collector.events[(*key, kind)]
+        want = Counter(ev.stage for ev in events.values())
+        assert shown[kind] == night.n_epochs
+        assert shown[f"{kind}_counts"] == {s: want.get(s, 0) for s in names}, kind
+    summary = collector.summaries[(*key, "offline")]
+    for attr, name in (("n1Pct", "N1"), ("n2Pct", "N2"), ("n3Pct", "N3"), ("remPct", "REM")):
+        value = summary.percent_of_tst[name]
+        if value is None:
+            assert attr not in shown["summary"]
+        else:
+            assert float(shown["summary"][attr]) == pytest.approx(value, abs=0.006), attr
+    assert shown["bars"] == 4  # N1, N2, N3, REM
 
 
 def test_worker_stops_cleanly_with_the_live_follower(live: Live) -> None:

@@ -9,10 +9,12 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from stream.live import MAX_EPOCHS, STAGES, LiveView, UnknownNight
+from models.stages import CLASS_NAMES
+from stream.live import MAX_EPOCHS, LiveView, UnknownNight
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, SessionEvent, StageEvent
 
 T0 = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
+STAGES = CLASS_NAMES[4]
 
 
 def _event(k: int, stage: str = "light", kind: ModelKind = "causal", subject: str = "s1",
@@ -143,3 +145,46 @@ def test_undecodable_messages_are_counted_and_skipped() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="`sessions_per_subject` must be an int >= 1; got 0"):
         LiveView(sessions_per_subject=0)
+
+
+def _psg_event(k: int, stage: str, kind: ModelKind = "causal", channels: int = 2) -> bytes:
+    names = CLASS_NAMES[5]
+    probs = {s: (0.6 if s == stage else 0.1) for s in names}
+    at = T0 + timedelta(seconds=30 * (k + 1))
+    return StageEvent(
+        subject_id="p1", session_id="n1", epoch_index=k,
+        epoch_start_utc=T0 + timedelta(seconds=30 * k), model_name=f"psg-{kind}",
+        model_version="1", kind=kind, stage_set=5, stage=stage, probabilities=probs,
+        confidence=0.6, valid=channels > 0, closed_at_utc=at, emitted_at_utc=at,
+        latency_s=0.01, inputs=EpochInputStats(
+            eeg_channels=channels, eeg_rms_uv=20.0 + k if channels else None)
+        if kind == "causal" else None,
+    ).model_dump_json().encode()
+
+
+def test_a_psg_night_is_kept_in_5_stages_with_its_eeg_inputs() -> None:
+    view = LiveView()
+    start = SessionEvent(event="start", subject_id="p1", session_id="n1", family="psg",
+                         modalities=("eeg",), channels=("Fpz-Cz", "Pz-Oz"), t_utc=T0)
+    assert view.apply("sessions", start.model_dump_json().encode())
+    before = view.night("p1")
+    assert before["stages"] == ["W", "N1", "N2", "N3", "REM"] and before["family"] == "psg"
+    assert before["channels"] == ["Fpz-Cz", "Pz-Oz"]
+    stages = ["W", "N1", "N2", "N3", "N3", "REM"]
+    for k, s in enumerate(stages):
+        assert view.apply("stages", _psg_event(k, s, channels=1 if k == 2 else 2))
+    view.apply("stages", _psg_event(4, "N2", channels=0))  # a re-scored copy of epoch 4
+    night = view.night("p1")
+    assert [night["stages"][c] for c in night["causal"]["stage"]] == [
+        "W", "N1", "N2", "N3", "N2", "REM"]
+    assert night["causal"]["counts"] == {"W": 1, "N1": 1, "N2": 2, "N3": 1, "REM": 1}
+    assert len(night["causal"]["prob"]) == 5
+    assert night["causal"]["prob"][night["stages"].index("REM")][5] == round(0.6 * 255)
+    assert night["eeg_channels"] == [2, 2, 1, 2, 0, 2]
+    assert night["eeg_rms_uv"][:3] == [20.0, 21.0, 22.0] and night["eeg_rms_uv"][4] is None
+    assert night["hr_bpm"] == [None] * 6 and night["valid"] == [1, 1, 1, 1, 0, 1]
+    assert view.subjects()[0]["current_stage"] == "REM"
+    # a 4-class event cannot join a 5-class night
+    assert not view.apply("stages", _event(6, subject="p1"))
+    assert view.dropped["other_stage_set"] == 1
+    json.dumps(night)

@@ -20,6 +20,7 @@ from aiohttp import web
 from influxdb_client import Point
 from pydantic import ValidationError
 
+from models.stages import CLASS_NAMES
 from stream.schemas import EpochInputStats, ModelKind, NightSummary, StageEvent
 from stream.settings import SinkSettings
 from stream.sinks import (
@@ -35,6 +36,7 @@ from stream.sinks import (
     make_sink,
     to_points,
 )
+from stream.sinks.points import STAGE_CODES
 from tests.servers import free_port
 
 T0 = datetime(2024, 3, 1, 22, 0, tzinfo=UTC)
@@ -81,11 +83,20 @@ def test_stage_point_layout() -> None:
     assert fields_of(to_point(stage_event(stage="W")).to_line_protocol())["stage_code"] == "0i"
 
 
-def test_stage_code_follows_the_stage_set() -> None:
+def test_stage_code_is_one_code_per_class_whatever_the_stage_set() -> None:
     ev = stage_event().model_copy(update={
         "stage_set": 3, "stage": "NREM", "probabilities": {"W": 0.1, "NREM": 0.8, "REM": 0.1}})
     f = fields_of(to_point(ev).to_line_protocol())
-    assert f["stage_code"] == "1i" and f["p_NREM"] == "0.8" and "p_deep" not in f
+    assert f["stage_code"] == "7i" and f["p_NREM"] == "0.8" and "p_deep" not in f
+    probs = {"W": 0.05, "N1": 0.1, "N2": 0.6, "N3": 0.15, "REM": 0.1}
+    for stage, code in (("N1", 4), ("N2", 5), ("N3", 6), ("REM", 3), ("W", 0)):
+        psg = stage_event().model_copy(update={
+            "stage_set": 5, "stage": stage, "probabilities": probs, "model_name": "psg-causal"})
+        f = fields_of(to_point(psg).to_line_protocol())
+        assert f["stage_code"] == f"{code}i" and f["p_N2"] == "0.6" and "p_light" not in f
+    # every class name of every stage set has its own code
+    names = {n for s in CLASS_NAMES.values() for n in s}
+    assert set(STAGE_CODES) == names and len(set(STAGE_CODES.values())) == len(names)
 
 
 def test_summary_and_pipeline_points() -> None:
@@ -122,6 +133,15 @@ def test_a_causal_event_gives_its_stage_and_its_inputs_point() -> None:
                                "activity_samples": "0i", "beats": "0i"}
     with pytest.raises(ValueError, match="carries no inputs"):
         inputs_point(stage_event(3))
+
+
+def test_the_inputs_point_of_an_eeg_epoch_holds_its_channels_and_amplitude() -> None:
+    inputs = EpochInputStats(eeg_channels=2, eeg_rms_uv=31.25)
+    line = inputs_point(stage_event(3).model_copy(update={"inputs": inputs})).to_line_protocol()
+    assert fields_of(line) == {"eeg_channels": "2i", "eeg_rms_uv": "31.25"}
+    none = EpochInputStats(eeg_channels=0)  # every channel masked: no amplitude
+    line = inputs_point(stage_event(3).model_copy(update={"inputs": none})).to_line_protocol()
+    assert fields_of(line) == {"eeg_channels": "0i"}
 
 
 def test_pct_of_a_night_without_sleep_is_left_out() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.features import FEATURE_VERSION, feature_names
+from models.features import feature_names, feature_version
 from models.runtime import CardMismatchError
 from stream.engine import Session, SubjectProcessor
 from stream.schemas import SampleChunk
@@ -26,8 +26,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = feature_names("wearable")
     torch.manual_seed(0)
     for net in (CausalStager(len(names), "wearable"), OfflineStager(len(names), "wearable")):
-        export_onnx(net.eval(), out, feature_names=names, feature_version=FEATURE_VERSION,
-                    commit="0000000")
+        export_onnx(net.eval(), out, feature_names=names,
+                    feature_version=feature_version("wearable"), commit="0000000")
     return out
 
 

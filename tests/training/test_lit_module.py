@@ -7,14 +7,19 @@ import torch
 
 from models.nets import build_net
 from tests.training._synth import N_FEATURES, synth_night
-from training.datamodules import CropDataset, NightDataModule, class_weights, collate_nights
+from training.datamodules import (
+    CropDataset,
+    NightDataModule,
+    class_weights,
+    collate_nights,
+    night_item,
+)
 from training.lit_module import StagingModule
 
 
 def test_collate_pads_with_invalid_and_ignored_labels():
     a, b = synth_night("a", "a", n=30), synth_night("b", "b", n=50)
-    x, valid, y = collate_nights([(a.features, a.labels(4).astype(np.int64)),
-                                  (b.features, b.labels(4).astype(np.int64))])
+    x, valid, y = collate_nights([night_item(a, 4), night_item(b, 4)])
     assert x.shape == (2, 50, N_FEATURES)
     assert valid[0, 30:].sum() == 0 and valid[0, :30].all()
     assert (y[0, 30:] == -1).all()

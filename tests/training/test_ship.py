@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.features.registry import FEATURE_VERSION, feature_names
+from models.features.registry import feature_names, feature_version
 from models.runtime import load_model, validate_card
 
 SHIPPED = ["wearable-causal", "wearable-offline", "cardio-causal", "cardio-offline"]
@@ -16,7 +16,7 @@ def test_shipped_model_loads_and_matches_the_registry(name):
     model = load_model(name)
     card = model.card
     assert card.name == name and card.stage_set == 4
-    validate_card(card, feature_names(card.family), FEATURE_VERSION, 30.0,
+    validate_card(card, feature_names(card.family), feature_version(card.family), 30.0,
                   25 if card.kind == "causal" else None)
     for k in (4, 3, 2):
         assert -1.0 <= card.cv_metrics[f"kappa_{k}class"] <= 1.0

@@ -1,4 +1,4 @@
-"""A night ready for training: feature rows, stage labels and who it belongs to."""
+"""A night ready for training: feature rows, stage labels, validity and who it belongs to."""
 
 from __future__ import annotations
 
@@ -24,14 +24,19 @@ class Night:
         Night (record) id, e.g. ``"8692923"`` or ``"slp01a"``.
     subject : str
         The person; folds never split a subject (``slp01a`` and ``slp01b`` are ``slp01``).
-    features : ndarray of float32, shape (n_epochs, n_features)
-        Causal feature rows, exactly as the stream computes them.
+    features : ndarray of float32, shape (n_epochs, [n_channels,] n_features)
+        Causal feature rows, exactly as the stream computes them; per channel for the
+        families of ``models.features.registry.PER_CHANNEL_FAMILIES``.
     stages : ndarray of int8, shape (n_epochs,)
         Canonical :class:`models.stages.Stage` labels (unscored/movement kept).
     start : datetime
         Timezone-aware start of epoch 0.
     start_is_nominal : bool
         True when the source gave no clock time.
+    valid : ndarray of float32, shape features.shape[:-1], optional
+        1 where an epoch (a channel of an epoch) has data, 0 where it is a gap the nets
+        must mask; None: every epoch is valid (missing inputs are then flagged by coverage
+        features, as the wearable and cardio features do).
     """
 
     night: str
@@ -40,6 +45,7 @@ class Night:
     stages: NDArray[np.int8]
     start: datetime
     start_is_nominal: bool = False
+    valid: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.features.shape[0] != self.stages.shape[0]:
@@ -48,23 +54,38 @@ class Night:
                 f"{self.stages.shape[0]} stage labels; they must be one per epoch"
             )
             raise ValueError(msg)
+        if self.valid is not None and self.valid.shape != self.features.shape[:-1]:
+            msg = (f"night {self.night}: validity of shape {self.valid.shape} for features of "
+                   f"shape {self.features.shape}; it must be features.shape[:-1]")
+            raise ValueError(msg)
 
     def __len__(self) -> int:
         return int(self.stages.shape[0])
 
-    def labels(self, stage_set: int = 4) -> NDArray[np.int8]:
-        """Class indices in a 4/3/2-class set; -1 where the epoch is not scored."""
+    def labels(self, stage_set: int) -> NDArray[np.int8]:
+        """Class indices in a 5/4/3/2-class set; -1 where the epoch is not scored."""
         return reduce_stages(self.stages, stage_set)
+
+    def validity(self) -> NDArray[np.float32]:
+        """:attr:`valid`, or all ones when it is None."""
+        if self.valid is not None:
+            return self.valid
+        return np.ones(self.features.shape[:-1], dtype=np.float32)
 
 
 @dataclass(frozen=True, eq=False)
 class NightSet:
-    """The nights of one corpus and the feature family they were computed for."""
+    """The nights of one corpus, the feature family they were computed for and its classes.
+
+    ``stage_set`` is the number of classes the corpus's models learn (4: W, light, deep,
+    REM for the wearable and cardio corpora; 5: W, N1, N2, N3, REM for Sleep-EDF's EEG).
+    """
 
     name: str
     family: str
     feature_names: tuple[str, ...]
     nights: tuple[Night, ...]
+    stage_set: int = 4
 
     def __iter__(self) -> Iterator[Night]:
         return iter(self.nights)

@@ -3,7 +3,8 @@
  * Test hooks: body[data-ready="1"] once a night (or the empty list) has been drawn,
  * body[data-updates] counts successful refreshes; #hyp-causal and #hyp-offline carry
  * data-epochs (scored epochs drawn) and data-stage-counts (JSON per stage); #summary
- * carries the summary's numbers as data attributes (data-available="1" once it exists).
+ * carries the summary's numbers as data attributes (data-available="1" once it exists);
+ * #night carries data-stage-set (4 or 5: the psg models' W, N1, N2, N3, REM).
  */
 (function () {
   "use strict";
@@ -11,9 +12,15 @@
   var NS = "http://www.w3.org/2000/svg";
   var REFRESH_MS = 1500;
   var ML = 84, MR = 14;                        // plot margins, px (match .caption margin)
-  var ORDER = ["W", "REM", "light", "deep"];  // hypnogram rows, top to bottom
-  var LABEL = { W: "Wake", REM: "REM", light: "Light", deep: "Deep" };
-  var COLOR = { W: "#e8a33d", REM: "#d62728", light: "#3b7dc4", deep: "#1b3a6b" };
+  // hypnogram rows, top to bottom, of the 4-class models and of the 5-class psg models
+  var ORDERS = { 4: ["W", "REM", "light", "deep"], 5: ["W", "REM", "N1", "N2", "N3"] };
+  var LABEL = { W: "Wake", REM: "REM", light: "Light", deep: "Deep", N1: "N1", N2: "N2",
+                N3: "N3" };
+  var LEGEND = { W: "Wake", REM: "REM", light: "Light (N1+N2)", deep: "Deep (N3)",
+                 N1: "N1", N2: "N2", N3: "N3 (deep)" };
+  // colours as in models/evaluation/plots.py: N2 as light sleep, N3 as deep sleep
+  var COLOR = { W: "#e8a33d", REM: "#d62728", light: "#3b7dc4", deep: "#1b3a6b",
+                N1: "#8fc1e3", N2: "#3b7dc4", N3: "#1b3a6b" };
   var MIN_SPAN_S = 8 * 3600;                   // a live night is drawn on at least 8 h
 
   var state = {
@@ -23,6 +30,10 @@
   };
 
   function $(id) { return document.getElementById(id); }
+
+  function order(night) { return ORDERS[night.stages.length] || ORDERS[4]; }
+
+  function isEeg(night) { return night.family === "psg" || night.channels.length > 0; }
 
   function el(tag, attrs, parent, text) {
     var node = document.createElementNS(NS, tag);
@@ -144,9 +155,10 @@
     var c = countStages(night, stages);
     svg.setAttribute("data-epochs", String(c.total));
     svg.setAttribute("data-stage-counts", JSON.stringify(c.counts));
-    var top = 8, bottom = f.height - 8, row = (bottom - top) / (ORDER.length - 1);
+    var rows = order(night);
+    var top = 8, bottom = f.height - 8, row = (bottom - top) / (rows.length - 1);
     var level = {};
-    ORDER.forEach(function (s, i) { level[s] = top + i * row; });
+    rows.forEach(function (s, i) { level[s] = top + i * row; });
     var yOf = function (code) { return level[night.stages[code]]; };
     var x = function (i) { return f.x(i * f.epoch); };
 
@@ -156,7 +168,7 @@
                      height: bottom - top + 12 }, svg);
       });
     gridX(svg, f, ticks, top - 6, bottom + 6);
-    ORDER.forEach(function (s) {
+    rows.forEach(function (s) {
       el("line", { class: "hgrid", x1: ML, x2: ML + f.w, y1: level[s], y2: level[s] }, svg);
       var g = el("g", {}, svg);
       el("rect", { x: 6, y: level[s] - 5, width: 10, height: 10, rx: 2, fill: COLOR[s] }, g);
@@ -196,8 +208,8 @@
     var top = 2, bottom = f.height - 2, h = bottom - top;
     var stages = night.causal.stage, prob = night.causal.prob, scale = night.prob_scale;
     var x = function (i) { return f.x(i * f.epoch); };
-    // stacked bottom-up as the hypnogram reads top-down: deep, light, REM, W
-    var stack = ORDER.slice().reverse().map(function (s) { return night.stages.indexOf(s); });
+    // stacked bottom-up as the hypnogram reads top-down: deep (N3), light (N2, N1), REM, W
+    var stack = order(night).slice().reverse().map(function (s) { return night.stages.indexOf(s); });
     runs(night.n_epochs, function (i) { return stages[i] >= 0; }).forEach(function (r) {
       var base = [];
       for (var i = r[0]; i < r[1]; i++) base.push(0);
@@ -230,14 +242,15 @@
     return [Math.max(0, lo), hi];
   }
 
-  function drawSeries(svg, night, ticks, values, kind) {
+  /* kind "hr": a line (heart rate, EEG amplitude); else bars from 0 (activity, channels) */
+  function drawSeries(svg, night, ticks, values, kind, step) {
     svg.replaceChildren();
     var f = frame(svg, night);
     var top = 4, bottom = f.height - 4, h = bottom - top;
     var x = function (i) { return f.x(i * f.epoch); };
     gridX(svg, f, ticks, top, bottom);
     el("rect", { class: "frame", x: ML, y: top, width: f.w, height: h }, svg);
-    var range = kind === "hr" ? niceRange(values, 2, 10) : niceRange(values.concat([0]), 0, 50);
+    var range = kind === "hr" ? niceRange(values, 2, step) : niceRange(values.concat([0]), 0, step);
     if (range === null) {
       el("text", { class: "placeholder", x: ML + f.w / 2, y: f.height / 2 + 4,
                    "text-anchor": "middle" }, svg, "no data yet");
@@ -295,7 +308,7 @@
     var box = $("summary"), s = night.summary;
     var set = function (id, text) { $(id).textContent = text; };
     var keys = ["tst-min", "se-pct", "sol-min", "waso-min", "rem-latency-min", "n-epochs",
-                "light-pct", "deep-pct", "rem-pct", "kind"];
+                "light-pct", "deep-pct", "n1-pct", "n2-pct", "n3-pct", "rem-pct", "kind"];
     keys.forEach(function (k) { box.removeAttribute("data-" + k); });
     var bar = $("s-stages");
     bar.replaceChildren();
@@ -306,23 +319,27 @@
       return;
     }
     box.setAttribute("data-available", "1");
+    var pct = s.percent_of_tst;
     var attrs = { "tst-min": s.tst_min, "se-pct": s.se_pct, "sol-min": s.sol_min,
                   "waso-min": s.waso_min, "rem-latency-min": s.rem_latency_min,
-                  "n-epochs": s.n_epochs, "light-pct": s.percent_of_tst.light,
-                  "deep-pct": s.percent_of_tst.deep, "rem-pct": s.percent_of_tst.REM, kind: s.kind };
+                  "n-epochs": s.n_epochs, "light-pct": pct.light, "deep-pct": pct.deep,
+                  "n1-pct": pct.N1, "n2-pct": pct.N2, "n3-pct": pct.N3, "rem-pct": pct.REM,
+                  kind: s.kind };
     for (var k in attrs) if (attrs[k] !== null && attrs[k] !== undefined) box.setAttribute("data-" + k, String(attrs[k]));
     set("s-tst", minutesText(s.tst_min));
     $("s-se").innerHTML = s.se_pct === null ? "–" : s.se_pct.toFixed(1) + "<small>%</small>";
     set("s-sol", minutesText(s.sol_min));
     set("s-waso", minutesText(s.waso_min));
     set("s-reml", minutesText(s.rem_latency_min));
-    ["light", "deep", "REM"].forEach(function (st) {
-      var pct = s.percent_of_tst[st] || 0;
-      var seg = html("div", "", pct >= 14 ? LABEL[st] + " " + Math.round(pct) + "%"
-                                      : pct >= 6 ? Math.round(pct) + "%" : "");
-      seg.style.width = pct + "%";
+    // the sleep classes of the summary's stage set, lightest first, REM last
+    var sleep = order(night).slice(2).concat(["REM"]).filter(function (st) { return st in pct; });
+    sleep.forEach(function (st) {
+      var share = pct[st] || 0;
+      var seg = html("div", "", share >= 14 ? LABEL[st] + " " + Math.round(share) + "%"
+                                        : share >= 6 ? Math.round(share) + "%" : "");
+      seg.style.width = share + "%";
       seg.style.background = COLOR[st];
-      seg.title = LABEL[st] + ": " + pct.toFixed(1) + " % (" + Math.round(s.minutes[st] || 0) + " min)";
+      seg.title = LABEL[st] + ": " + share.toFixed(1) + " % (" + Math.round(s.minutes[st] || 0) + " min)";
       bar.appendChild(seg);
     });
     $("summary-note").textContent = "Night summary of the " + s.kind + " hypnogram (" + s.model + "): "
@@ -362,11 +379,46 @@
     return both ? Math.round((100 * same) / both) + " % of epochs as live" : "";
   }
 
+  function drawLegend(night) {
+    var box = $("legend");
+    box.replaceChildren();
+    order(night).forEach(function (s) {
+      var key = html("span", "key");
+      var sw = html("i", "sw");
+      sw.style.background = COLOR[s];
+      key.appendChild(sw);
+      key.appendChild(document.createTextNode(LEGEND[s]));
+      box.appendChild(key);
+    });
+    [["sw nodata", isEeg(night) ? "no EEG channel with data" : "no input data"],
+     ["sw now-key", "latest epoch"]].forEach(function (k) {
+      var key = html("span", "key");
+      key.appendChild(html("i", k[0]));
+      key.appendChild(document.createTextNode(k[1]));
+      box.appendChild(key);
+    });
+  }
+
+  function drawInputs(night, ticks) {
+    var eeg = isEeg(night);
+    $("cap-a-title").textContent = eeg ? "EEG amplitude" : "Heart rate";
+    $("cap-a-sub").textContent = eeg ? "RMS per epoch over the channels with data, µV"
+                                     : "mean per epoch, bpm";
+    $("cap-b-title").textContent = eeg ? "EEG channels with data" : "Activity";
+    $("cap-b-sub").textContent = eeg ? "per epoch, of " + night.channels.length + " ("
+      + night.channels.join(", ") + ")" : "counts per epoch";
+    drawSeries($("hr"), night, ticks, eeg ? night.eeg_rms_uv : night.hr_bpm, "hr", 10);
+    drawSeries($("activity"), night, ticks, eeg ? night.eeg_channels : night.activity_counts,
+               "activity", eeg ? 1 : 50);
+  }
+
   function drawNight(night) {
     var main = $("night");
     main.setAttribute("data-subject", night.subject);
     main.setAttribute("data-session", night.session);
     main.setAttribute("data-version", String(night.version));
+    main.setAttribute("data-stage-set", String(night.stages.length));
+    drawLegend(night);
     drawHead(night);
     var ticks = hourTicks(frame($("hyp-causal"), night), night.time_zone);
     var cc = drawHypnogram($("hyp-causal"), night, "causal", ticks);
@@ -374,8 +426,7 @@
     $("cap-causal").textContent = cc.total ? cc.total + " epochs" : "";
     $("cap-offline").textContent = co.total ? co.total + " epochs, " + agreement(night) : "";
     drawProbabilities($("probs"), night, ticks);
-    drawSeries($("hr"), night, ticks, night.hr_bpm, "hr");
-    drawSeries($("activity"), night, ticks, night.activity_counts, "activity");
+    drawInputs(night, ticks);
     drawAxes(night, ticks);
     drawSummary(night);
   }

@@ -64,17 +64,42 @@ def test_registry_is_ordered_unique_and_described():
         assert names == tuple(n for g in registry.FAMILY_GROUPS[family]
                               for n in registry.FEATURE_GROUPS[g])
         assert set(names) <= set(registry.FEATURE_DESCRIPTIONS)
-        ex = FeatureExtractor(family, datetime(2024, 1, 1, tzinfo=UTC))
-        assert ex.close_epoch().shape == (len(names),)
+        if family not in registry.PER_CHANNEL_FAMILIES:
+            ex = FeatureExtractor(family, datetime(2024, 1, 1, tzinfo=UTC))
+            assert ex.close_epoch().shape == (len(names),)
         spec = json.loads(json.dumps(registry.feature_spec(family)))
-        assert spec["names"] == list(names) and spec["version"] == registry.FEATURE_VERSION
+        assert spec["names"] == list(names)
+        assert spec["version"] == registry.feature_version(family)
+        assert spec["per_channel"] == (family == "psg")
     assert len(registry.feature_names("wearable")) == 60
     assert len(registry.feature_names("cardio")) == 65
+    assert len(registry.feature_names("psg")) == 32
     with pytest.raises(ValueError, match="wearable"):
-        registry.feature_names("psg")
+        registry.feature_names("eeg")
+    with pytest.raises(ValueError, match="psg"):
+        registry.feature_version("eeg")
+    with pytest.raises(ValueError, match="PsgFeatures"):
+        FeatureExtractor("psg", datetime(2024, 1, 1, tzinfo=UTC))
 
 
-def test_feature_version_is_bumped_with_any_definition_change():
-    # Changing a name, the order or a parameter changes this digest: bump FEATURE_VERSION and
-    # update the pair below together.
-    assert (registry.FEATURE_VERSION, registry.spec_digest()) == ("4", "573060860d1671e7")
+def test_every_parameter_belongs_to_a_family():
+    prefixes = tuple(p for ps in registry.FAMILY_PARAMETER_PREFIXES.values() for p in ps)
+    params = [name for name, value in vars(registry).items() if registry.is_parameter(name, value)]
+    assert params and all(name.startswith(prefixes) for name in params), params
+    spec = registry.feature_spec("psg")["parameters"]
+    assert "PSG_NIGHT_CLIP" in spec and "eeg_spec.WELCH_NPERSEG" in spec
+    assert not any(k.startswith(("HR_", "RR_")) for k in spec)
+    assert "PSG_NIGHT_CLIP" not in registry.feature_spec("cardio")["parameters"]
+
+
+def test_feature_versions_are_bumped_with_any_definition_change():
+    # Changing a family's name, order or parameter changes its digest: bump that family's
+    # entry of FEATURE_VERSIONS and update its pair below together. Other families' digests
+    # (and so their shipped models) are untouched.
+    pinned = {family: (registry.feature_version(family), registry.spec_digest(family))
+              for family in registry.FAMILIES}
+    assert pinned == {
+        "wearable": ("4", "75901d4bfab81832"),
+        "cardio": ("4", "fd4bac71af88d5db"),
+        "psg": ("1", "f0446db6ed2c1aef"),
+    }

@@ -31,14 +31,14 @@ def test_running_values_equal_the_direct_computation():
     x[:, 3] += np.linspace(0, 20, 300)  # a slow drift: the mean follows it
     cov = rng.uniform(0, 1, 300)
     cov[:5] = 0.0  # no data at first
-    nr = NightRelative(4)
+    nr = NightRelative(4, "cardio")
     got = np.array([nr.step(x[t], float(cov[t])) for t in range(300)])
     np.testing.assert_allclose(got, _direct(x, cov), rtol=1e-9, atol=1e-9)
     assert np.all(got[cov < reg.NIGHT_REL_MIN_COVERAGE] == 0.0)
 
 
 def test_outlier_is_clipped_and_constant_column_stays_finite():
-    nr = NightRelative(2)
+    nr = NightRelative(2, "cardio")
     for _ in range(50):
         out = nr.step(np.array([1.0, 7.0]), 1.0)
     assert np.all(out == 0.0)
@@ -52,10 +52,10 @@ def test_outlier_is_clipped_and_constant_column_stays_finite():
 
 def test_state_round_trip_is_exact():
     rng = np.random.default_rng(5)
-    a = NightRelative(3)
+    a = NightRelative(3, "cardio")
     for _ in range(40):
         a.step(rng.normal(size=3), 1.0)
-    b = NightRelative.from_state(json.loads(json.dumps(a.to_state())))
+    b = NightRelative.from_state(json.loads(json.dumps(a.to_state())), "cardio")
     x = rng.normal(size=(20, 3))
     for row in x:
         assert np.array_equal(a.step(row, 1.0), b.step(row, 1.0))
@@ -63,13 +63,13 @@ def test_state_round_trip_is_exact():
 
 def test_bad_shapes_and_states_are_named():
     with pytest.raises(ValueError, match="at least one column"):
-        NightRelative(0)
+        NightRelative(0, "cardio")
     with pytest.raises(ValueError, match="expects 3 values"):
-        NightRelative(3).step(np.zeros(2), 1.0)
-    state = NightRelative(3).to_state()
-    state["m2"] = NightRelative(2).to_state()["m2"]
+        NightRelative(3, "cardio").step(np.zeros(2), 1.0)
+    state = NightRelative(3, "cardio").to_state()
+    state["m2"] = NightRelative(2, "cardio").to_state()["m2"]
     with pytest.raises(ValueError, match="corrupt"):
-        NightRelative.from_state(state)
+        NightRelative.from_state(state, "cardio")
 
 
 def test_registry_names_every_rr_feature_but_coverage():
