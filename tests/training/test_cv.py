@@ -57,7 +57,7 @@ def test_config_errors_name_the_field(tmp_path):
 
 def test_shipped_configs_validate():
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
-    assert len(paths) == 4
+    assert len(paths) == 6
     for path in paths:
         load_config(path)
 
