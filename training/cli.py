@@ -22,7 +22,7 @@ TRAIN_EXTRA_MODULES = ("torch", "lightning", "onnx", "sklearn")
 _INSTALL = "pip install 'sleepstream[train]' 'torch==2.13.0'"
 
 train_app = typer.Typer(
-    help="Train, cross-validate and ship the wearable and cardio models (needs the train "
+    help="Train, cross-validate and ship the wearable, cardio and psg models (needs the train "
     "extra: torch, Lightning).",
     no_args_is_help=True,
 )
@@ -30,7 +30,7 @@ train_app = typer.Typer(
 
 @train_app.callback()
 def _needs_train_extra(ctx: typer.Context) -> None:
-    """Train, cross-validate and ship the wearable and cardio models (needs torch)."""
+    """Train, cross-validate and ship the wearable, cardio and psg models (needs torch)."""
     if ctx.resilient_parsing:
         return
     missing = [m for m in TRAIN_EXTRA_MODULES if importlib.util.find_spec(m) is None]
@@ -60,8 +60,11 @@ def _variants(text: str) -> tuple[str, ...]:
 
 @train_app.command("cv")
 def train_cv(
-    dataset: Annotated[str, typer.Option(help="sleep-accel (wearable) or slpdb (cardio).")],
-    data: Annotated[Path, typer.Option(help="Dataset folder (Sleep-Accel: the cropped one).")],
+    dataset: Annotated[str, typer.Option(
+        help="sleep-accel (wearable), slpdb (cardio) or sleep-edf (psg).")],
+    data: Annotated[Path, typer.Option(
+        help="Dataset folder (Sleep-Accel: the cropped one; Sleep-EDF: the one holding "
+             "eeg-spectral-features/ and hypnograms/).")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder for predictions and report.")
     ],
@@ -81,7 +84,11 @@ def train_cv(
     ] = None,
     report: Annotated[bool, typer.Option(help="Write results.md/json and figures.")] = True,
 ) -> None:
-    """Run a subject-wise cross-validation and write predictions and the report."""
+    """Run a subject-wise cross-validation and write predictions and the report.
+
+    Sleep-EDF nights are cropped to the sleep period +- 30 min; its nets also predict three
+    test views of the same nights: uncropped, Fpz-Cz alone and Pz-Oz alone.
+    """
     from training.cv import TrainerOptions
     from training.run import run_cv_command
 
@@ -118,7 +125,7 @@ def train_report(
 
 @train_app.command("baselines")
 def train_baselines(
-    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
+    dataset: Annotated[str, typer.Option(help="sleep-accel, slpdb or sleep-edf.")],
     data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (the CV's).")],
     walch: Annotated[
@@ -138,7 +145,7 @@ def train_baselines(
 
 @train_app.command("ship")
 def train_ship(
-    dataset: Annotated[str, typer.Option(help="sleep-accel or slpdb.")],
+    dataset: Annotated[str, typer.Option(help="sleep-accel, slpdb or sleep-edf.")],
     data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
     cv: Annotated[Path, typer.Option(help="CV run folder whose metrics go into the cards.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights folder.")] = Path(

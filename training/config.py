@@ -59,7 +59,14 @@ class TrainConfig(BaseModel):
     ensemble: int = Field(
         1, ge=1, le=16,
         description="nets trained per fit with seeds seed, seed+1, ...; their probabilities "
-                    "are averaged (one validation draw, from `seed`)",
+                    "are averaged (a causal model pays for every member at every epoch close)",
+    )
+    ensemble_validation: Literal["shared", "per_member"] = Field(
+        "shared",
+        description="shared: every member stops early on the fold's validation subjects; "
+                    "per_member: member i > 0 draws its own, as many, from the fold's "
+                    "non-test subjects (seeded by seed + i), so the members learn from "
+                    "different subjects",
     )
 
 

@@ -215,26 +215,41 @@ def fit_net(
                      best.history)
 
 
+def redraw_validation(
+    train: Sequence[Night], val: Sequence[Night], seed: int
+) -> tuple[tuple[Night, ...], tuple[Night, ...]]:
+    """Another split of the same nights: as many validation subjects, drawn with ``seed``."""
+    pool = (*train, *val)
+    subjects = list(dict.fromkeys(n.subject for n in pool))
+    n_val = len({n.subject for n in val})
+    picked = {subjects[i] for i in np.random.default_rng(seed).choice(len(subjects), n_val,
+                                                                       replace=False)}
+    return (tuple(n for n in pool if n.subject not in picked),
+            tuple(n for n in pool if n.subject in picked))
+
+
 def fit_model(
     name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
     opts: TrainerOptions = TrainerOptions(), stage_set: int = 4,
 ) -> FitResult:
     """:func:`fit_net`, or ``cfg.ensemble`` of them (seeds ``seed + i``) averaged.
 
-    Every member sees the same training and validation nights; only the weights and the
-    training crops differ.
+    With ``ensemble_validation: shared`` every member sees the same training and validation
+    nights and only the weights and the training crops differ; with ``per_member`` member
+    ``i > 0`` early-stops on its own draw of validation subjects (:func:`redraw_validation`).
     """
     if cfg.ensemble == 1:
         fit = fit_net(name, train, val, cfg, opts, stage_set)
         return fit._replace(member_best_steps=(fit.best_step,))
-    if not name.endswith("-offline"):
-        msg = (f"ensemble: {cfg.ensemble} is for offline models; {name} runs at every epoch "
-               "close, where an ensemble costs its width in latency. Set ensemble: 1.")
-        raise ValueError(msg)
     from models.nets import StagerEnsemble
 
-    fits = [fit_net(name, train, val, cfg.model_copy(update={"seed": cfg.seed + i}), opts,
-                    stage_set) for i in range(cfg.ensemble)]
+    fits = []
+    for i in range(cfg.ensemble):
+        split = (train, val)
+        if i and cfg.ensemble_validation == "per_member":
+            split = redraw_validation(train, val, cfg.seed + i)
+        fits.append(fit_net(name, *split, cfg.model_copy(update={"seed": cfg.seed + i}), opts,
+                            stage_set))
     return FitResult(
         StagerEnsemble([f.net for f in fits]).eval(),
         int(round(float(np.mean([f.best_step for f in fits])))),

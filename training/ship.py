@@ -6,7 +6,8 @@ Procedure (documented in the cards' ``training_data``): exactly as one CV fold, 
 no test subject: ``n_val_subjects`` subjects (seeded draw) are held out for early stopping
 and the choice of the best state, and all other subjects train. Feature statistics come
 from the training subjects. The card's ``cv_metrics`` are read from the CV run folder's
-``results.json`` (pooled κ for 4/3/2 classes, macro-F1, median subject κ).
+``results.json`` (pooled κ for each stage set, macro-F1, median subject κ, and the pooled κ
+of every test view, e.g. ``kappa_5class_fpz-cz`` for Fpz-Cz alone).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.card import DatasetRef
+from models.card import ChannelSet, DatasetRef
 from training.config import TrainConfig, config_path, load_config
 from training.cv import TrainerOptions, fit_model, make_folds
 
-__all__ = ["DATASETS", "cv_metrics", "ship_models"]
+__all__ = ["CHANNEL_SETS", "DATASETS", "cv_metrics", "ship_models"]
 
 _PHYSIONET = ("Goldberger A. et al. (2000) PhysioBank, PhysioToolkit, and PhysioNet. "
               "Circulation 101(23):e215-e220.")
@@ -49,6 +50,29 @@ DATASETS: dict[str, tuple[DatasetRef, str]] = {
         "Trained on the MIT-BIH Polysomnographic Database (Ichimaru Y., Moody G.B. 1999, "
         "PhysioNet), ODC-By 1.0; RR intervals from the expert beat annotations. "
         + _PHYSIONET),
+    "sleep-edf": (
+        DatasetRef(
+            name="Sleep-EDF Database Expanded, sleep-cassette study: 20 nights of 10 subjects "
+                 "(SC4001-SC4092), per-epoch EEG spectra of Fpz-Cz and Pz-Oz",
+            licence="ODC-By-1.0", url="https://doi.org/10.13026/C2X676", n_subjects=10,
+            citation="Kemp B., Zwinderman A.H., Tuk B., Kamphuisen H.A.C., Oberye J.J.L. "
+                     "(2000) Analysis of a sleep-dependent neuronal feedback loop: the "
+                     "slow-wave microcontinuity of the EEG. IEEE-BME 47(9):1185-1194."),
+        "Trained on the Sleep-EDF Database Expanded (Kemp B. et al. 2000, IEEE-BME "
+        "47(9):1185-1194; PhysioNet, doi:10.13026/C2X676), ODC-By 1.0: the expert hypnograms "
+        "and the Welch spectra of EEG Fpz-Cz and Pz-Oz per 30-s epoch (as computed by GitHub "
+        "matteo-omizzolo/sleep-EDF, MIT), nights cropped to the sleep period +- 30 min. "
+        + _PHYSIONET),
+}
+
+#: The channel set of the models trained on each multi-channel corpus.
+CHANNEL_SETS: dict[str, ChannelSet] = {
+    "sleep-edf": ChannelSet(
+        modality="eeg", trained_on=("EEG Fpz-Cz", "EEG Pz-Oz"),
+        note="Any EEG derivation and any number of channels: every channel is encoded with "
+             "the same weights, with channel dropout in training, and pooled by attention "
+             "over the channels present. EOG and EMG channels are not inputs (no model has "
+             "been trained on them)."),
 }
 
 
@@ -76,6 +100,11 @@ def cv_metrics(cv_dir: str | Path, variant: str) -> dict[str, float]:
         out[f"macro_f1_{k}class"] = float(r["pooled"]["macro_f1"])
         out[f"accuracy_{k}class"] = float(r["pooled"]["accuracy"])
         out[f"median_subject_kappa_{k}class"] = float(r["median_subject_kappa"])
+    top = max(results[variant], key=int)
+    for name, per_set in results.items():
+        if name.startswith(f"{variant}-") and top in per_set:
+            out[f"kappa_{top}class_{name.removeprefix(variant + '-')}"] = float(
+                per_set[top]["pooled"]["kappa"])
     return out
 
 
@@ -97,7 +126,7 @@ def ship_models(
 ) -> list[Path]:
     """Train each variant on all subjects and export ``<family>-<variant>.onnx`` + card."""
     from models.export import export_onnx
-    from models.features.registry import feature_names, feature_version
+    from models.features.registry import feature_version
     from training.run import load_dataset, quiet_lightning
 
     quiet_lightning()
@@ -112,7 +141,8 @@ def ship_models(
         fold = make_folds(nights.subjects, "loso", n_val_subjects=cfg.n_val_subjects,
                           seed=cfg.seed)[0]
         train = nights.select(fold.train + fold.test)
-        fit = fit_model(f"{nights.family}-{variant}", train, nights.select(fold.val), cfg, opts)
+        fit = fit_model(f"{nights.family}-{variant}", train, nights.select(fold.val), cfg, opts,
+                        nights.stage_set)
         if cfg.ensemble == 1:
             fitted = (f"(best at step {fit.best_step} of {fit.steps}, {cfg.monitor} "
                       f"{fit.best_value:.3f}). ")
@@ -128,10 +158,11 @@ def ship_models(
                "No CV metrics: the cross-validation of this configuration did not finish.")
         )
         exported = export_onnx(
-            fit.net, out, feature_names=feature_names(nights.family),
+            fit.net, out, feature_names=nights.feature_names,
             feature_version=feature_version(nights.family), training_data=described,
             attribution=attribution, datasets=(ref,),
             cv_metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+            channel_set=CHANNEL_SETS.get(dataset),
         )
         written += [exported.onnx_path, exported.card_path]
     return written

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from models.features.counts import acceleration_to_counts
 from models.features.extractor import MODALITIES, FeatureExtractor, Modality, compute_features
+from models.features.psg import PsgFeatures, psg_features
 from models.features.registry import (
     FAMILY_FEATURES,
     FEATURE_DESCRIPTIONS,
@@ -31,9 +32,11 @@ __all__ = [
     "MODALITIES",
     "FeatureExtractor",
     "Modality",
+    "PsgFeatures",
     "acceleration_to_counts",
     "compute_features",
     "feature_names",
     "feature_spec",
     "feature_version",
+    "psg_features",
 ]

@@ -6,7 +6,7 @@ class                   kind         input -> output
 ``CausalStager``        causal       (batch, 25, n_features) + valid -> (batch, 4)
 ``OfflineStager``       offline      (batch, n_epochs, n_features) + valid
                                      -> (batch, n_epochs, 4)
-``StagerEnsemble``      offline      as OfflineStager: the average of several
+``StagerEnsemble``      either       as its members: the average of several
 ======================  ===========  =====================================================
 
 Two architectures serve every family: the family (``wearable``, ``cardio``, ``psg``) is a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -73,7 +73,7 @@ class CausalStager(StagerNet):
     torch.Size([8, 4])
     """
 
-    kind: ClassVar[Literal["causal", "offline"]] = "causal"
+    kind: Literal["causal", "offline"] = "causal"
     context_epochs: int
 
     def __init__(

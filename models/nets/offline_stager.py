@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -81,7 +81,7 @@ class OfflineStager(StagerNet):
     torch.Size([1, 960, 4])
     """
 
-    kind: ClassVar[Literal["causal", "offline"]] = "offline"
+    kind: Literal["causal", "offline"] = "offline"
 
     def __init__(
         self,

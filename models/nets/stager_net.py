@@ -2,8 +2,8 @@
 
 A stager is a net that stages epochs: :class:`~models.nets.causal_stager.CausalStager`
 (the newest epoch of a window), :class:`~models.nets.offline_stager.OfflineStager` (every
-epoch of a whole night) and :class:`~models.nets.stager_ensemble.StagerEnsemble` (offline
-nets averaged). The architecture does not depend on the family: ``family`` is data, the
+epoch of a whole night) and :class:`~models.nets.stager_ensemble.StagerEnsemble` (nets of
+one of them, averaged). The architecture does not depend on the family: ``family`` is data, the
 name of the feature family the net reads, recorded in the card. A net of a per-channel
 family (``psg``) reads a set of channels per epoch through a
 :class:`~models.nets._channel_set.ChannelSetEmbedding` front instead of the per-epoch
@@ -13,7 +13,7 @@ family (``psg``) reads a set of channels per epoch through a
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 from numpy.typing import ArrayLike
@@ -43,7 +43,7 @@ class StagerNet(nn.Module):
         n_channels, n_features) with ``valid`` (batch, n_epochs, n_channels).
     """
 
-    kind: ClassVar[Literal["causal", "offline"]]
+    kind: Literal["causal", "offline"]
     n_features: int
     n_outputs: int
     epoch_s: float

@@ -1,4 +1,4 @@
-"""The offline ensemble (cardio-offline ships as five nets): the average, its export, checks."""
+"""Ensembles (cardio-offline ships five nets, psg-causal three): the average, export, checks."""
 
 from __future__ import annotations
 
@@ -67,11 +67,37 @@ def test_feature_stats_reach_every_member():
 def test_members_must_match():
     with pytest.raises(ValueError, match="at least one"):
         StagerEnsemble([])
-    with pytest.raises(TypeError, match="must be OfflineStager nets; member 1 is CausalStager"):
+    with pytest.raises(TypeError, match="member 0 is OfflineStager, member 1 CausalStager"):
         StagerEnsemble([*_members(1), CausalStager(N_FEATURES, "cardio")])  # type: ignore[list-item]
+    causal = [CausalStager(N_FEATURES, "cardio"), CausalStager(N_FEATURES, "cardio",
+                                                                 context_epochs=13)]
+    with pytest.raises(ValueError, match="context_epochs=13"):
+        StagerEnsemble(causal)
     with pytest.raises(ValueError, match="member 1 has family='wearable'"):
         StagerEnsemble([*_members(1), *_members(1, family="wearable")])
     with pytest.raises(ValueError, match="n_outputs"):
         StagerEnsemble([*_members(1), *_members(1, n_outputs=5)])
     with pytest.raises(ValueError, match="no logits"):
         StagerEnsemble(_members(2)).forward(*_inputs(1, 25), return_logits=True)
+
+
+def test_causal_ensemble_averages_windows_and_sequences_and_exports(tmp_path):
+    members = []
+    for i in range(3):
+        torch.manual_seed(200 + i)
+        members.append(CausalStager(N_FEATURES, "cardio", n_filters=8).eval())
+    ens = StagerEnsemble(members).eval()
+    assert (ens.kind, ens.context_epochs, ens.n_members) == ("causal", 25, 3)
+    x, valid = _inputs(4, 60)
+    with torch.no_grad():
+        seq = torch.stack([m.forward_sequence(x, valid) for m in members]).mean(0)
+        torch.testing.assert_close(ens.forward_sequence(x, valid), seq)
+        window = torch.stack([m(x[:, -25:], valid[:, -25:]) for m in members]).mean(0)
+        torch.testing.assert_close(ens(x[:, -25:], valid[:, -25:]), window)
+        torch.testing.assert_close(window, seq[:, -1], rtol=1e-5, atol=1e-6)
+    result = export_onnx(ens, tmp_path, feature_names=[f"f{i}" for i in range(N_FEATURES)],
+                         feature_version="t")
+    assert (result.card.name, result.card.context_epochs) == ("cardio-causal", 25)
+    assert result.card.ensemble_members == 3
+    with pytest.raises(TypeError, match="forward_sequence belongs to causal"):
+        StagerEnsemble(_members(2)).forward_sequence(x, valid)

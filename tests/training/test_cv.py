@@ -57,7 +57,7 @@ def test_config_errors_name_the_field(tmp_path):
 
 def test_shipped_configs_validate():
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
-    assert len(paths) == 4
+    assert len(paths) == 6
     for path in paths:
         load_config(path)
 
@@ -111,11 +111,22 @@ def test_an_ensemble_config_trains_members_from_successive_seeds():
     assert p.shape == (len(nights.nights[3]), 4) and np.allclose(p.sum(1), 1.0, atol=1e-5)
 
 
-def test_a_causal_ensemble_is_refused_before_training():
+def test_per_member_validation_draws_other_subjects_for_later_members():
     from training.config import TrainConfig
-    from training.cv import fit_model
+    from training.cv import fit_model, predict_nights, redraw_validation
 
-    nights = synth_set(4)
-    with pytest.raises(ValueError, match="ensemble: 2 is for offline models"):
-        fit_model("wearable-causal", nights.nights[:3], nights.nights[3:],
-                  TrainConfig(ensemble=2))
+    nights = synth_set(5).nights
+    train, val = nights[:3], nights[3:4]
+    picks = {frozenset(n.subject for n in redraw_validation(train, val, s)[1])
+             for s in range(8)}
+    assert all(len(p) == 1 for p in picks) and len(picks) > 1
+    again = redraw_validation(train, val, 3)
+    assert again == redraw_validation(train, val, 3)  # seeded
+    assert sorted(n.night for n in again[0] + again[1]) == sorted(n.night for n in nights[:4])
+    cfg = TrainConfig(net={"n_filters": 8, "dropout": 0.0}, max_steps=4, val_every_steps=2,
+                      batch_size=2, crop_epochs=None, ensemble=3,
+                      ensemble_validation="per_member")
+    fit = fit_model("wearable-causal", train, val, cfg)
+    assert fit.net.kind == "causal" and fit.net.n_members == 3
+    p = predict_nights(fit.net, nights[4:])["s4"]
+    assert p.shape == (len(nights[4]), 4) and np.allclose(p.sum(1), 1.0, atol=1e-5)
