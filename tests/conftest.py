@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -39,18 +38,11 @@ def test_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def psg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder: the shipped models, and psg-causal and psg-offline exported by the
-    real export code.
-
-    The psg models are untrained (see tests/stream/_psg.py): the shipped psg models come
-    from training.
-    """
+def psg_weights() -> Path:
+    """The shipped weights folder, which holds the trained psg-causal and psg-offline."""
     from models.runtime import default_weights_dir
-    from tests.stream._psg import export_psg_models
 
-    folder = tmp_path_factory.mktemp("psg-weights")
-    for path in default_weights_dir().glob("*-*.*"):
-        if path.suffix in (".onnx", ".json"):
-            shutil.copy(path, folder / path.name)
-    return export_psg_models(folder)
+    folder = default_weights_dir()
+    for name in ("psg-causal", "psg-offline"):
+        assert (folder / f"{name}.onnx").is_file(), f"{name} is not shipped in {folder}"
+    return folder

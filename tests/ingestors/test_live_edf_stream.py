@@ -5,6 +5,8 @@ ECG channel (a cardio session from the detected RR intervals) and one with heart
 3-axis acceleration (a wearable session). Both were recorded in the past, so the sessions
 are not ``live`` and their epochs close on the samples' own times; the worker must stage
 every epoch with the family's causal and offline models and send each night's summary.
+A third, a 20-minute PSG recording of generated EEG whose stages are known, is staged by the
+shipped ``psg`` models epoch by epoch while it grows.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import numpy as np
 import pytest
 
 from ingestors.live_edf import ingest_edf_live
+from models.stages import Stage
 from stream.collect import OutputCollector
 from stream.stack import LocalStack
 from tests.ingestors._live_edf_data import GrowingCopy, signal_header, synth_ecg, write_edf
+from tests.ingestors._psg_data import digitise, night_stages, stage_eeg, write_psg
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -86,4 +90,51 @@ def test_growing_edf_files_are_staged_by_the_worker(tmp_path: Path) -> None:
             assert ev.model_name == f"{report.family}-causal"
             assert abs(sum(ev.probabilities.values()) - 1.0) < 1e-4
         assert all(ev.model_name == f"{report.family}-offline" for ev in offline.values())
+    assert collector.conflicts == 0 and collector.undecodable == 0
+
+
+def test_a_growing_psg_file_is_staged_epoch_by_epoch_by_the_psg_models(tmp_path: Path) -> None:
+    """edf-live on a PSG file (Fpz-Cz and Pz-Oz at 256 Hz) grown one epoch at a time."""
+    stages = night_stages(8, 24, 8)
+    src = write_psg(tmp_path / "psg.edf", [
+        digitise(stage_eeg(stages, 256.0, seed=k), label, 256.0)
+        for k, label in enumerate(("EEG Fpz-Cz", "EEG Pz-Oz"))], START)
+    with LocalStack(tmp_path / "stack", partitions=2) as stack:
+        settings = stack.settings()
+
+        async def scenario():
+            collector = OutputCollector(settings)
+            await collector.start()
+            writer = GrowingCopy(src, tmp_path / "live.edf", step=30, pause_s=0.5).start()
+            task = asyncio.create_task(ingest_edf_live(
+                tmp_path / "live.edf", "edf-psg", "edf-psg-night", settings,
+                time_zone="Europe/Amsterdam", poll_s=0.1, idle_s=1.5, progress=False))
+            while not writer.done.is_set():  # events while the file still grows
+                await collector.poll(0.1)
+            during = len(collector.events.get(("edf-psg", "edf-psg-night", "causal"), {}))
+            report = await asyncio.wait_for(task, 60)
+            deadline = time.monotonic() + 150
+            expected = {("edf-psg", "edf-psg-night"): stages.size}
+            while time.monotonic() < deadline and not collector.complete(expected):
+                await collector.poll()
+            await collector.stop()
+            return report, collector, during
+
+        report, collector, during = asyncio.run(scenario())
+
+    assert (report.family, report.channels) == ("psg", ("Fpz-Cz", "Pz-Oz"))
+    assert during > 0, "no causal stage arrived while the file was growing"
+    key = ("edf-psg", "edf-psg-night")
+    for kind in ("causal", "offline"):
+        events = collector.events[(*key, kind)]
+        assert sorted(events) == list(range(stages.size))
+        assert {ev.model_name for ev in events.values()} == {f"psg-{kind}"}
+        assert all(set(ev.probabilities) == {"W", "N1", "N2", "N3", "REM"}
+                   for ev in events.values())
+        got = np.array([events[k].stage for k in range(stages.size)])
+        truth = np.array([Stage(s).name for s in stages])
+        assert np.mean(got == truth) >= 0.6, (kind, list(zip(truth, got, strict=True)))
+        for name, floor in (("W", 0.5), ("N3", 0.8)):
+            assert np.mean(got[truth == name] == name) >= floor, (kind, name)
+    assert collector.summaries[(*key, "offline")].n_epochs == stages.size
     assert collector.conflicts == 0 and collector.undecodable == 0

@@ -1,9 +1,5 @@
-"""psg test material: small psg models exported for real, EEG nights and their chunks.
+"""psg test material: EEG nights and their chunks.
 
-* :func:`export_psg_models` trains nothing: it exports freshly initialised psg nets (5
-  classes, the psg feature registry, a dynamic channel axis) with the real export code into
-  a folder, so that the worker, :class:`~stream.staging.FamilyModels` and the batch path
-  load them exactly as they will load the shipped ``psg-causal``/``psg-offline``.
 * :class:`EegNight` is one night of raw EEG channels as a PSG recorder gives them (digital
   values and a calibration to uV, or float32 uV), from generated EEG whose stages are known
   (:func:`generated_night`) or from the real Sleep-EDF Pz-Oz clips (:func:`clip_night`).
@@ -17,53 +13,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
-import scipy.signal
-import torch
 from aiokafka import AIOKafkaProducer
 from numpy.typing import NDArray
 
-from models.card import ChannelSet
-from models.export import export_onnx
-from models.features import feature_names, feature_version
-from models.nets import build_net
-from models.nets._layers import ClassifierHead
+from models.stages import Stage
 from stream.eeg_assembly import EegSignal
 from stream.schemas import SampleChunk, SessionEvent
 from stream.settings import StreamSettings
+from tests.ingestors._psg_data import stage_eeg
 
 T0 = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
-EEG_SET = ChannelSet(modality="eeg", trained_on=("EEG Fpz-Cz", "EEG Pz-Oz"),
-                     note="test model: initialised, not trained")
 #: SC4001E0's EDF calibration of EEG Pz-Oz: uV = (digital - 5) / 10.4198 (the clips' unit).
 CLIP_OFFSET, CLIP_PER_UV = 5.0, 10.4198
 CLIP_LABELS = ("SC4001E0", "SC4002E0", "SC4011E0", "SC4012E0", "SC4021E0", "SC4031E0",
                "SC4032E0", "SC4041E0", "SC4042E0")
-
-
-def export_psg_models(folder: Path, seed: int = 0) -> Path:
-    """Export an (untrained) ``psg-causal`` and ``psg-offline`` into ``folder``."""
-    names = feature_names("psg")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for i, kind in enumerate(("causal", "offline")):
-            torch.manual_seed(seed + i)
-            net = build_net(f"psg-{kind}", len(names), n_outputs=5, n_filters=16)
-            # features are logs, shares and z-scores: roughly centred, a few units wide
-            net.set_feature_stats(np.zeros(len(names)), np.full(len(names), 2.0))
-            with torch.no_grad():  # decisive outputs: the epochs' stages differ, ties are rare
-                for m in net.modules():
-                    if isinstance(m, ClassifierHead):
-                        m.out.weight.mul_(12.0)
-            export_onnx(net.eval(), folder, feature_names=names,
-                        feature_version=feature_version("psg"), commit="0000000",
-                        channel_set=EEG_SET)
-    finally:
-        torch.set_num_threads(threads)
-    return folder
 
 
 @dataclass
@@ -143,42 +108,12 @@ class EegNight:
         return [EegSignal(c.label, c.fs_hz, c.t0_s, c.uv) for c in self.channels]
 
 
-def _background(rng: np.random.Generator, n: int, fs_hz: float) -> NDArray[np.float64]:
-    """Brown-ish noise (one-pole low-pass of white noise at 2 Hz) plus some white noise."""
-    a = np.exp(-2 * np.pi * 2.0 / fs_hz)
-    slow = scipy.signal.lfilter([1 - a], [1, -a], rng.normal(0, 40.0, n))
-    return slow + rng.normal(0, 3.0, n)
-
-
 def stage_signal(stages: Sequence[str], fs_hz: float, seed: int,
                  gain: float = 1.0) -> NDArray[np.float64]:
-    """Generated EEG (uV) of 30-s epochs of known stages.
-
-    ``W``: a 10-Hz alpha rhythm (25 uV) over a low background; ``N3``: 0.75-2 Hz delta waves
-    (75 uV) over a higher one; ``N2``: a 6-Hz theta rhythm (15 uV). The phases drift, so no
-    two epochs are alike.
-    """
-    rng = np.random.default_rng(seed)
-    n = int(round(30.0 * fs_hz))
-    t = np.arange(n) / fs_hz
-    parts = []
-    for stage in stages:
-        bg = _background(rng, n, fs_hz)
-        if stage == "W":
-            x = 0.4 * bg + 25.0 * np.sin(2 * np.pi * rng.uniform(9.5, 10.5) * t
-                                          + rng.uniform(0, 6.3))
-        elif stage == "N3":
-            x = 1.2 * bg + sum(
-                75.0 / 3 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3))
-                for f in rng.uniform(0.75, 2.0, 3))
-        elif stage == "N2":
-            x = 0.8 * bg + 15.0 * np.sin(2 * np.pi * rng.uniform(5.5, 6.5) * t
-                                          + rng.uniform(0, 6.3))
-        else:
-            msg = f"generated stages are W, N2 or N3; got {stage!r}"
-            raise ValueError(msg)
-        parts.append(x)
-    return gain * np.concatenate(parts)
+    """Generated EEG (uV) of 30-s epochs of known stages (``"W"``, ``"N1"`` ... ``"REM"``):
+    :func:`tests.ingestors._psg_data.stage_eeg`, with real Sleep-EDF spectra per stage."""
+    codes = np.array([Stage[name] for name in stages], dtype=np.int8)
+    return stage_eeg(codes, fs_hz, seed, gain)
 
 
 def generated_night(subject_id: str, stages: Sequence[str], fs_hz: float, n_channels: int,

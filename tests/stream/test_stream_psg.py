@@ -1,7 +1,7 @@
 """psg nights through the real stream: stream = batch, epoch by epoch, causal and offline.
 
 A real broker (noida-db), the real worker (``faust -A stream.app worker`` in a subprocess,
-with psg models exported for the test and the shipped ones) and a real InfluxDB 1.x. Each
+with the shipped models) and a real InfluxDB 1.x. Each
 night's EEG goes onto the samples topic as compact chunks, one source per channel, time-
 interleaved across channels and nights, as fast as possible (as a replay sends it). For
 every epoch of every night the stage probabilities of the causal and the offline events
@@ -11,8 +11,8 @@ then :meth:`~stream.staging.FamilyModels.predict_night`) within 1e-5:
 * nights made from the real Sleep-EDF Pz-Oz clips (100 Hz, EDF digital values with the
   recording's calibration): the 900-s excerpts of tests/data everywhere, the full
   10,000-s clips of ``../shared/data`` when they are there;
-* generated EEG whose stages are known (alpha-dominated wake, theta N2, delta-dominated
-  N3) at 100 and 256 Hz on 1, 2 and 6 channels, as int16 digital values or float32 uV.
+* generated EEG whose stages are known (noise with a real night's spectrum per stage) at
+  100 and 256 Hz on 1, 2 and 6 channels, as int16 digital values or float32 uV.
 """
 
 from __future__ import annotations

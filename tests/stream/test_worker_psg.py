@@ -1,7 +1,7 @@
 """The worker with psg sessions, without Faust: nights of 1, 2 and 6 EEG channels together.
 
-The tables are dicts (tests/stream/_harness.py) and the psg models are exported for the test
-(tests/stream/_psg.py). The same logic runs under Faust in tests/stream/test_stream_psg.py.
+The tables are dicts (tests/stream/_harness.py) and the psg models are the shipped ones. The
+same logic runs under Faust in tests/stream/test_stream_psg.py.
 """
 
 from __future__ import annotations
@@ -139,13 +139,10 @@ def test_a_psg_session_the_models_cannot_read_is_dead_lettered(
 
 def test_the_shipped_psg_models_stage_generated_wake_and_n3() -> None:
     """Alpha-dominated wake and delta-dominated N3 of generated EEG, through the worker."""
-    from models.runtime import default_weights_dir
     from models.stages import Stage
     from tests.ingestors._psg_data import night_stages, stage_eeg
     from tests.stream._psg import EegChannelData
 
-    if not (default_weights_dir() / "psg-causal.onnx").is_file():
-        pytest.skip("the trained psg models are not shipped yet (models/weights/psg-*.onnx)")
     stages = night_stages(20, 96, 20)
     labels = ("Fpz-Cz", "Pz-Oz")
     night = EegNight("shipped", "shipped-n1", stages.size, [
