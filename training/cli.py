@@ -116,7 +116,7 @@ def train_cv(
                "jobs": jobs, "threads": threads}
     try:
         with tracking.maybe_tracked(
-            track, tracking_uri, dataset, f"cv {','.join(names)} {folds}",
+            track, tracking_uri, dataset, "cv", f"{','.join(names)} {folds}",
             lambda: tracking.cv_params(dataset, data, names, folds, out, config_dir, trainer),
         ) as run:
             run_cv_command(dataset, data, names, folds, out, opts=opts, jobs=jobs,
@@ -199,7 +199,7 @@ def train_ship(
     trainer = {"accelerator": accelerator, "devices": devices}
     try:
         with tracking.maybe_tracked(
-            track, tracking_uri, dataset, f"ship {','.join(names)}",
+            track, tracking_uri, dataset, "ship", ",".join(names),
             lambda: tracking.ship_params(dataset, data, cv, out, names, trainer),
         ) as run:
             written = ship_models(dataset, data, cv, out, names, opts=opts)

@@ -206,12 +206,13 @@ def tracked_run(
 
 
 def maybe_tracked(
-    track: bool | None, uri: str | None, dataset: str, run_name: str,
+    track: bool | None, uri: str | None, dataset: str, command: str, detail: str,
     params: Callable[[], Mapping[str, str]],
 ) -> AbstractContextManager[TrackedRun | None]:
     """:func:`tracked_run` when :func:`wants_tracking`, else a context that yields None.
 
-    ``params`` is called only when tracking, before the run opens.
+    The run is named ``"<command> <detail>"`` (e.g. ``cv causal,offline loso``) and tagged
+    ``sleepstream.command``; ``params`` is called only when tracking, before the run opens.
     """
     if not wants_tracking(track):
         return nullcontext(None)
@@ -219,10 +220,10 @@ def maybe_tracked(
 
     name = experiment_name(dataset)
     commit = git_commit()
-    tags = {"sleepstream.command": run_name.split(" ")[0]}
+    tags = {"sleepstream.command": command}
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    return tracked_run(resolve_tracking_uri(uri), name, run_name,
+    return tracked_run(resolve_tracking_uri(uri), name, f"{command} {detail}",
                        {**params(), **({"git_commit": commit} if commit else {})}, tags)
 
 

@@ -68,6 +68,8 @@ def test_cv_and_ship_runs_are_logged(tmp_path, synthetic, monkeypatch):
     assert params["causal.lr"] == "0.004" and params["causal.net.n_filters"] == "8"
     assert params["causal.monitor"] == "val_kappa4" and params["jobs"] == "1"
     assert len(params["git_commit"]) >= 7
+    assert run.data.tags["mlflow.runName"] == "cv causal loso"
+    assert run.data.tags["mlflow.source.git.commit"] == params["git_commit"]
 
     out = tmp_path / "run"
     results = json.loads((out / "results.json").read_text())
