@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from training.tracking import TrackedRun
 
 __all__ = ["TRAIN_EXTRA_MODULES", "train_app"]
 
@@ -43,6 +46,17 @@ def _needs_train_extra(ctx: typer.Context) -> None:
             fg=typer.colors.RED, err=True,
         )
         raise typer.Exit(code=2)
+
+
+#: ``--track/--no-track`` of the commands that train (see :mod:`training.tracking`).
+Track = Annotated[bool | None, typer.Option(
+    "--track/--no-track", show_default="track when mlflow is installed",
+    help="Log the run to MLflow (params, per-fold metrics, report, cards); needs the track "
+         "extra.")]
+#: ``--tracking-uri`` of the commands that train.
+TrackingUri = Annotated[str | None, typer.Option(
+    show_default="$MLFLOW_TRACKING_URI, else ./mlruns",
+    help="MLflow tracking URI: a folder, file:, http(s)://server or databricks.")]
 
 
 def _fail(err: Exception) -> typer.Exit:
@@ -83,24 +97,42 @@ def train_cv(
         Path | None, typer.Option(help="Folder of <dataset>-<family>-<variant>.yaml configs.")
     ] = None,
     report: Annotated[bool, typer.Option(help="Write results.md/json and figures.")] = True,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a subject-wise cross-validation and write predictions and the report.
 
     Sleep-EDF nights are cropped to the sleep period +- 30 min; its nets also predict three
     test views of the same nights: uncropped, Fpz-Cz alone and Pz-Oz alone.
     """
+    from training import tracking
     from training.cv import TrainerOptions
     from training.run import run_cv_command
 
+    names = _variants(variants)
     opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices, threads,
                           strategy=strategy)
+    trainer = {"accelerator": accelerator, "devices": devices, "strategy": strategy,
+               "jobs": jobs, "threads": threads}
     try:
-        run_cv_command(dataset, data, _variants(variants), folds, out, opts=opts, jobs=jobs,
-                       config_dir=config_dir)
-    except (ValueError, FileNotFoundError) as err:
+        with tracking.maybe_tracked(
+            track, tracking_uri, dataset, "cv", f"{','.join(names)} {folds}",
+            lambda: tracking.cv_params(dataset, data, names, folds, out, config_dir, trainer),
+        ) as run:
+            run_cv_command(dataset, data, names, folds, out, opts=opts, jobs=jobs,
+                           config_dir=config_dir)
+            if report:
+                train_report(out, data=None)
+            if run is not None:
+                tracking.log_cv_results(run, out, names)
+                _tracked(run)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, tracking.TrackingError) as err:
         raise _fail(err) from None
-    if report:
-        train_report(out, data=None)
+
+
+def _tracked(run: TrackedRun) -> None:
+    typer.echo(f"tracked as MLflow run {run.run_id} in experiment {run.experiment!r} "
+               f"({run.uri})")
 
 
 @train_app.command("report")
@@ -154,15 +186,27 @@ def train_ship(
     variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator.")] = "cpu",
     devices: Annotated[str, typer.Option(help="Lightning devices.")] = "1",
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Train final models on all subjects and export them (ONNX + model card)."""
+    from training import tracking
     from training.cv import TrainerOptions
     from training.ship import ship_models
 
+    names = _variants(variants)
     opts = TrainerOptions(accelerator, int(devices) if devices.isdigit() else devices)
+    trainer = {"accelerator": accelerator, "devices": devices}
     try:
-        written = ship_models(dataset, data, cv, out, _variants(variants), opts=opts)
-    except (ValueError, FileNotFoundError) as err:
+        with tracking.maybe_tracked(
+            track, tracking_uri, dataset, "ship", ",".join(names),
+            lambda: tracking.ship_params(dataset, data, cv, out, names, trainer),
+        ) as run:
+            written = ship_models(dataset, data, cv, out, names, opts=opts)
+            for path in written:
+                typer.echo(f"wrote {path}")
+            if run is not None:
+                tracking.log_ship_results(run, written)
+                _tracked(run)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, tracking.TrackingError) as err:
         raise _fail(err) from None
-    for path in written:
-        typer.echo(f"wrote {path}")

@@ -14,6 +14,7 @@ needed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,18 @@ from models.evaluation.metrics import Scores, Spread, score_classes
 from models.evaluation.plots import plot_confusion_matrix, plot_hypnogram
 from models.stages import class_stages, reduce_stages, stage_names
 
-__all__ = ["ModelPredictions", "Report", "build_report", "load_predictions", "score_model"]
+__all__ = [
+    "STAGE_SETS",
+    "ModelPredictions",
+    "Report",
+    "build_report",
+    "load_predictions",
+    "score_model",
+    "summary_metrics",
+]
 
-_STAGE_SETS = (5, 4, 3, 2)
+#: The stage sets a report scores, where the predictions have at least as many classes.
+STAGE_SETS = (5, 4, 3, 2)
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ def _markdown(title: str, scores: dict[str, dict[int, ModelScores]]) -> str:
     lines = [f"## {title}", "",
              "| model | classes | pooled κ | macro-F1 | accuracy | median subject κ (IQR) "
              "| F1 per class | epochs |", "|---|---|---|---|---|---|---|---|"]
-    for k in _STAGE_SETS:
+    for k in STAGE_SETS:
         lines += [_row(m, k, per[k]) for m, per in scores.items() if k in per]
     return "\n".join(lines) + "\n"
 
@@ -140,6 +150,21 @@ def _plots(run: Path, pred: ModelPredictions, per: dict[int, ModelScores]) -> li
     return files
 
 
+def summary_metrics(per_set: Mapping[str, Any]) -> dict[str, float]:
+    """Headline numbers of one model's ``results.json`` entry, by stage set ``k``.
+
+    ``kappa_<k>class``, ``macro_f1_<k>class``, ``accuracy_<k>class`` (pooled) and
+    ``median_subject_kappa_<k>class``: the model cards' CV metrics and the tracked ones.
+    """
+    out: dict[str, float] = {}
+    for k, r in per_set.items():
+        out[f"kappa_{k}class"] = float(r["pooled"]["kappa"])
+        out[f"macro_f1_{k}class"] = float(r["pooled"]["macro_f1"])
+        out[f"accuracy_{k}class"] = float(r["pooled"]["accuracy"])
+        out[f"median_subject_kappa_{k}class"] = float(r["median_subject_kappa"])
+    return out
+
+
 def build_report(run: str | Path, *, plots: bool = True) -> Report:
     """Score every ``predictions-*.npz`` of a run folder; write results.md/.json (+ PNGs).
 
@@ -160,7 +185,7 @@ def build_report(run: str | Path, *, plots: bool = True) -> Report:
     files: list[Path] = []
     for path in paths:
         pred = load_predictions(path)
-        scores[pred.name] = {k: score_model(pred, k) for k in _STAGE_SETS if k <= pred.n_classes}
+        scores[pred.name] = {k: score_model(pred, k) for k in STAGE_SETS if k <= pred.n_classes}
         if plots:
             files += _plots(run, pred, scores[pred.name])
             plt.close("all")

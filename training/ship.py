@@ -22,8 +22,9 @@ import numpy as np
 from models.card import ChannelSet, DatasetRef
 from training.config import TrainConfig, config_path, load_config
 from training.cv import TrainerOptions, fit_model, make_folds
+from training.report import summary_metrics
 
-__all__ = ["CHANNEL_SETS", "DATASETS", "cv_metrics", "ship_models"]
+__all__ = ["CHANNEL_SETS", "DATASETS", "cv_metrics", "ship_config", "ship_models"]
 
 _PHYSIONET = ("Goldberger A. et al. (2000) PhysioBank, PhysioToolkit, and PhysioNet. "
               "Circulation 101(23):e215-e220.")
@@ -94,12 +95,7 @@ def cv_metrics(cv_dir: str | Path, variant: str) -> dict[str, float]:
                       "gets no CV metrics. Run that variant's CV, then ship again.",
                       UserWarning, stacklevel=2)
         return {}
-    out: dict[str, float] = {}
-    for k, r in results[variant].items():
-        out[f"kappa_{k}class"] = float(r["pooled"]["kappa"])
-        out[f"macro_f1_{k}class"] = float(r["pooled"]["macro_f1"])
-        out[f"accuracy_{k}class"] = float(r["pooled"]["accuracy"])
-        out[f"median_subject_kappa_{k}class"] = float(r["median_subject_kappa"])
+    out = summary_metrics(results[variant])
     top = max(results[variant], key=int)
     for name, per_set in results.items():
         if name.startswith(f"{variant}-") and top in per_set:
@@ -108,8 +104,8 @@ def cv_metrics(cv_dir: str | Path, variant: str) -> dict[str, float]:
     return out
 
 
-def _config(dataset: str, variant: str, cv_dir: str | Path,
-            config_dir: str | Path | None) -> TrainConfig:
+def ship_config(dataset: str, variant: str, cv_dir: str | Path,
+                config_dir: str | Path | None = None) -> TrainConfig:
     """The config the CV run evaluated (so the card's metrics are its), else the YAML."""
     if config_dir is None:
         path = Path(cv_dir) / "cv.json"
@@ -135,7 +131,7 @@ def ship_models(
     ref, attribution = DATASETS[dataset]
     written: list[Path] = []
     for variant in variants:
-        cfg = _config(dataset, variant, cv_dir, config_dir)
+        cfg = ship_config(dataset, variant, cv_dir, config_dir)
         metrics = cv_metrics(cv_dir, variant)
         # one "fold" whose test group is empty: the first LOSO fold's split plus its subject
         fold = make_folds(nights.subjects, "loso", n_val_subjects=cfg.n_val_subjects,

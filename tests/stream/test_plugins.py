@@ -84,7 +84,7 @@ def test_the_worker_loads_neither_training_nor_torch_nor_plotting() -> None:
     code = (
         "import sys; import stream.app, stream.worker, stream.staging, stream.sinks; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'training', 'torch', 'lightning', 'matplotlib'}))"
+        "{'training', 'torch', 'lightning', 'matplotlib', 'mlflow'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
