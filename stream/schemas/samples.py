@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from stream.schemas.base import FiniteFloat, Identifier, Payload, UtcDatetime
 from stream.schemas.session import ChannelLabel, Modality
@@ -97,7 +97,6 @@ class SampleChunk(Payload):
     scale: FiniteFloat = 1.0
     offset: FiniteFloat = 0.0
     beat_types: tuple[str, ...] | None = None
-    _data: bytes | None = PrivateAttr(default=None)  # data_b64 decoded, once
 
     @model_validator(mode="after")
     def _compact(self) -> SampleChunk:
@@ -129,7 +128,6 @@ class SampleChunk(Payload):
         if self.dtype == "<f4" and not np.all(np.isfinite(raw)):
             msg = "data_b64 holds NaN or infinite float32 samples; send gaps as missing samples"
             raise ValueError(msg)
-        self._data = data
         return self
 
     @model_validator(mode="after")
@@ -170,15 +168,19 @@ class SampleChunk(Payload):
         return self
 
     def _raw(self) -> NDArray[np.generic] | None:
-        if self._data is None or self.dtype is None:
+        # decoded again on use (microseconds): a cached copy would be a private attribute,
+        # whose set-up costs every chunk, compact or not, on the worker's hot path
+        if self.data_b64 is None or self.dtype is None:
             return None
-        return np.frombuffer(self._data, dtype=self.dtype)
+        return np.frombuffer(base64.b64decode(self.data_b64), dtype=self.dtype)
 
     def _count(self) -> int:
         if self.values is not None:
             return len(self.values)
-        return 0 if self._data is None else len(self._data) // 4 if self.dtype == "<f4" \
-            else len(self._data) // 2
+        if self.data_b64 is None:
+            return 0
+        n_bytes = len(self.data_b64) * 3 // 4 - self.data_b64[-2:].count("=")
+        return n_bytes // (4 if self.dtype == "<f4" else 2)
 
     def __len__(self) -> int:
         return self._count() // 3 if self.modality == "acceleration" else self._count()
