@@ -39,13 +39,13 @@ from numpy.typing import NDArray
 
 from ingestors.errors import DataFormatError, DataQualityWarning
 from ingestors.types import EPOCH_S, NOMINAL_START, Event, Hypnogram, require_aware
+from ingestors.wfdb_rdann import read_rdann_epochs
 from ingestors.wfdb_text import (
     Beats,
     SignalSpec,
     WfdbSource,
     read_ann2rr,
     read_header_fields,
-    read_rdann_epochs,
 )
 from models.stages import Stage, StageCodeError, parse_stage, parse_stages
 
