@@ -7,6 +7,9 @@ context, the stage set of the output and how it folds into coarser sets, the tra
 with its licences, cross-validated metrics, the commit and the hash of the ONNX file. A model
 that reads a set of channels per epoch (the psg family) also describes that set
 (:class:`ChannelSet`); its feature names are those of each channel.
+A model trained to work on any subset of its inputs lists the subsets it was validated on,
+each with its cross-validated metrics (:class:`InputSet`); the stream refuses a session that
+sends none of them (:func:`session_inputs` names what a session sends).
 The runtime refuses a card that does not match what the stream computes.
 
 This module needs pydantic only (no torch, no onnxruntime) so that both the exporter and
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Self
@@ -39,12 +42,15 @@ __all__ = [
     "CHANNEL_AXIS",
     "ChannelSet",
     "DatasetRef",
+    "INPUT_NAMES",
+    "InputSet",
     "ModelCard",
     "ModelCardError",
     "TensorSpec",
     "card_from_mapping",
     "load_card",
     "save_card",
+    "session_inputs",
     "stage_groups",
 ]
 
@@ -53,6 +59,49 @@ CARD_SCHEMA_VERSION: Literal[1] = 1
 
 #: Name of the dynamic channel axis (axis 2 of ``x``) of a channel-set model.
 CHANNEL_AXIS = "n_channels"
+
+#: What a model can be given, whatever the device: the names of :attr:`InputSet.inputs`.
+INPUT_NAMES: tuple[str, ...] = ("heart_rate", "activity", "rr", "eeg")
+
+# The input each session modality (stream.schemas.session.MODALITIES) feeds: activity counts
+# and raw acceleration both become the activity features. Kept here, not imported from
+# stream/, so that models/ stays importable without the stream.
+_MODALITY_INPUTS: dict[str, str] = {
+    "heart_rate": "heart_rate",
+    "activity_counts": "activity",
+    "acceleration": "activity",
+    "rr": "rr",
+    "eeg": "eeg",
+}
+
+
+def session_inputs(modalities: Iterable[str]) -> tuple[str, ...]:
+    """The model inputs a session feeds with the modalities it sends.
+
+    Parameters
+    ----------
+    modalities : iterable of str
+        Session modalities (``SessionEvent.modalities``): ``heart_rate``,
+        ``activity_counts``, ``acceleration``, ``rr`` or ``eeg``.
+
+    Returns
+    -------
+    tuple of str
+        Names of :data:`INPUT_NAMES`, sorted and unique; ``("activity_counts",
+        "heart_rate")`` gives ``("activity", "heart_rate")``.
+
+    Raises
+    ------
+    ValueError
+        If a modality is not one a session can send.
+    """
+    modalities = tuple(modalities)
+    unknown = sorted(set(modalities) - _MODALITY_INPUTS.keys())
+    if unknown:
+        msg = (f"unknown session modalities {unknown}; a session sends some of "
+               f"{list(_MODALITY_INPUTS)}")
+        raise ValueError(msg)
+    return tuple(sorted({_MODALITY_INPUTS[m] for m in modalities}))
 
 
 class ModelCardError(ValueError):
@@ -153,6 +202,43 @@ class ChannelSet(BaseModel):
         return self
 
 
+class InputSet(BaseModel):
+    """One subset of a model's inputs that the model was validated on, with its metrics.
+
+    ``inputs`` is stored sorted (the order it is given in does not matter), so two sets
+    with the same inputs compare equal and equal :func:`session_inputs` of a session that
+    sends them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inputs: tuple[str, ...] = Field(
+        min_length=1, description=f"names from {list(INPUT_NAMES)}, sorted and unique")
+    cohorts: tuple[str, ...] = Field(
+        default=(), description="cohorts whose subjects were tested on this set, e.g. slpdb")
+    cv_metrics: dict[str, float] = Field(
+        default_factory=dict, description="cross-validated metrics, e.g. kappa_3class")
+
+    @field_validator("inputs")
+    @classmethod
+    def _known_inputs(cls, inputs: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in inputs if name not in INPUT_NAMES]
+        if unknown:
+            msg = (f"unknown input names {unknown}; an input set lists names of "
+                   f"{list(INPUT_NAMES)}")
+            raise ValueError(msg)
+        repeated = sorted(name for name, count in Counter(inputs).items() if count > 1)
+        if repeated:
+            msg = f"input names must be unique within an input set; repeated: {repeated}"
+            raise ValueError(msg)
+        return tuple(sorted(inputs))
+
+    @property
+    def label(self) -> str:
+        """The inputs joined by ``+`` (``activity+heart_rate``), as messages show them."""
+        return "+".join(self.inputs)
+
+
 class ModelCard(BaseModel):
     """Everything the runtime needs to check before it trusts an exported network.
 
@@ -189,6 +275,9 @@ class ModelCard(BaseModel):
         default=1, ge=1, description="nets whose probabilities the graph averages")
     channel_set: ChannelSet | None = Field(
         default=None, description="the channel axis of a channel-set model; null otherwise")
+    input_sets: tuple[InputSet, ...] = Field(
+        default=(), description="the input subsets the model was validated on; empty: the "
+        "card predates input sets and the stream checks none")
     git_commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,40}(-dirty)?$")
     created_utc: AwareDatetime
     onnx_opset: int = Field(ge=17)
@@ -202,6 +291,16 @@ class ModelCard(BaseModel):
             msg = f"feature names must be unique; repeated: {repeated}"
             raise ValueError(msg)
         return names
+
+    @field_validator("input_sets")
+    @classmethod
+    def _unique_sets(cls, sets: tuple[InputSet, ...]) -> tuple[InputSet, ...]:
+        repeated = sorted(label for label, count in Counter(s.label for s in sets).items()
+                          if count > 1)
+        if repeated:
+            msg = f"each input set may be listed once; repeated: {repeated}"
+            raise ValueError(msg)
+        return sets
 
     @field_validator("created_utc")
     @classmethod

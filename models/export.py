@@ -37,6 +37,7 @@ from models.card import (
     CHANNEL_AXIS,
     ChannelSet,
     DatasetRef,
+    InputSet,
     ModelCard,
     TensorSpec,
     card_from_mapping,
@@ -53,7 +54,8 @@ DEFAULT_OPSET = 18
 
 BATCH_AXIS = "batch"
 EPOCH_AXIS = "n_epochs"
-INPUT_NAMES = ("x", "valid")
+# Names of the graph's input tensors (not the card's input sets, models.card.INPUT_NAMES).
+GRAPH_INPUTS = ("x", "valid")
 OUTPUT_NAME = "probs"
 
 # Night lengths used to check an offline export; 1 and odd lengths catch shape bugs.
@@ -174,7 +176,7 @@ def _to_onnx(net: StagerNet, opset: int, example: tuple[Tensor, Tensor]) -> onnx
             net,
             example,
             dynamo=True,
-            input_names=list(INPUT_NAMES),
+            input_names=list(GRAPH_INPUTS),
             output_names=[OUTPUT_NAME],
             dynamic_shapes={"x": axes, "valid": dict(axes)},
             opset_version=opset,
@@ -226,6 +228,7 @@ def export_onnx(
     commit: str | None = None,
     opset: int = DEFAULT_OPSET,
     channel_set: ChannelSet | None = None,
+    input_sets: Sequence[InputSet] = (),
 ) -> ExportedModel:
     """Write ``<name>.onnx`` and its ``<name>.json`` card, then check ORT against torch.
 
@@ -255,6 +258,9 @@ def export_onnx(
     channel_set : ChannelSet, optional
         What the channels of a channel-set net are (its card's ``channel_set``); required
         for such a net, refused for any other.
+    input_sets : sequence of InputSet
+        The subsets of the inputs the net was validated on, each with its cross-validated
+        metrics (the card's ``input_sets``); empty: the stream checks no input set.
 
     Returns
     -------
@@ -315,6 +321,7 @@ def export_onnx(
             "cv_metrics": dict(cv_metrics or {}),
             "ensemble_members": int(getattr(net, "n_members", 1)),
             "channel_set": channel_set,
+            "input_sets": tuple(input_sets),
             "git_commit": commit if commit is not None else git_commit(),
             "created_utc": datetime.now(UTC),
             "onnx_opset": opset,

@@ -111,6 +111,14 @@ class SubjectState:
     last_checkpoint: float = -math.inf
     jitter: float = 1.0  # this subject's factor on checkpoint_interval_s, in [0.5, 1.5)
 
+    def final_reached(self) -> bool:
+        """Whether the session's end came with ``final_seq`` and every source reached it."""
+        if self.proc is None or self.end is None or not self.end.final_seq:
+            return False
+        sources = self.proc.sources
+        return all(src in sources and sources[src].highest >= seq
+                   for src, seq in self.end.final_seq.items())
+
     def to_state(self) -> str:
         """The checkpoint: JSON text for the subject table."""
         return json.dumps({

@@ -11,6 +11,10 @@ epochs of subjects with different channel counts share the call, each padded to 
 set with masked channels (a masked channel weighs exactly nothing in the nets' channel
 pooling, so padding changes no probability beyond float rounding). They stage 5 classes
 (W, N1, N2, N3, REM); their night summaries give N1, N2 and N3 minutes.
+
+A card that lists the input sets its model was validated on (``input_sets``) makes the
+stream refuse a session whose inputs are none of them (:meth:`FamilyModels.check_inputs`);
+a card without them (older exports) is not checked.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from models.card import InputSet, session_inputs
 from models.evaluation.night_stats import night_stats_from_stages
 from models.features import feature_names, feature_version
 from models.features.registry import PER_CHANNEL_FAMILIES
@@ -117,6 +122,69 @@ class FamilyModels:
                 msg = (f"model {model.card.name!r} reads {span} {spec.modality} channels; the "
                        f"session has {len(channels)}: {list(channels)}")
                 raise ValueError(msg)
+
+    def check_inputs(self, modalities: Sequence[str]) -> None:
+        """Refuse a session whose inputs no model of the family was validated on.
+
+        See :meth:`matched_input_sets` (this is it without the result).
+
+        Raises
+        ------
+        ValueError
+            Naming the family, the session's inputs and every validated set.
+        """
+        self.matched_input_sets(modalities)
+
+    def matched_input_sets(self, modalities: Sequence[str]) -> dict[ModelKind, InputSet]:
+        """The validated input set of each model that a session's modalities match.
+
+        Parameters
+        ----------
+        modalities : sequence of str
+            The session's modalities (``SessionEvent.modalities``); their inputs are
+            :func:`models.card.session_inputs`.
+
+        Returns
+        -------
+        dict of {"causal", "offline"} to InputSet
+            For each model whose card lists ``input_sets``, the one equal to the session's
+            inputs (with its cross-validated metrics); empty when neither card lists any
+            (cards older than input sets: nothing is checked).
+
+        Raises
+        ------
+        ValueError
+            If a card lists input sets and the session's inputs are none of them, or a
+            modality is unknown.
+        """
+        inputs = session_inputs(modalities)
+        models: tuple[tuple[ModelKind, OnnxModel], ...] = (
+            ("causal", self.causal), ("offline", self.offline))
+        listed = {kind: model.card.input_sets for kind, model in models
+                  if model.card.input_sets}
+        matched = {kind: s for kind, sets in listed.items() for s in sets if s.inputs == inputs}
+        if matched.keys() != listed.keys():
+            raise ValueError(self._refusal(inputs, listed))
+        return matched
+
+    def _refusal(self, inputs: tuple[str, ...],
+                 listed: dict[ModelKind, tuple[InputSet, ...]]) -> str:
+        """Why a session's inputs are refused, and what would be accepted instead."""
+        labels = {kind: [s.label for s in sets] for kind, sets in listed.items()}
+        first = next(iter(labels.values()))
+        if all(other == first for other in labels.values()):
+            validated = ", ".join(first)
+        else:  # the two cards disagree: name each model's sets
+            validated = "; ".join(f"{self.family}-{kind} on {', '.join(sets)}"
+                                  for kind, sets in labels.items())
+        common = [label for label in first if all(label in sets for sets in labels.values())]
+        sent = "+".join(inputs) or "nothing"
+        install = (f"install {self.family} models trained and validated on {sent} "
+                   "(SLEEPSTREAM_WEIGHTS_DIR)")
+        fix = (f"send one of {', '.join(common)} or {install}" if common
+               else f"{install}; the two models share no validated set")
+        return (f"the {self.family} models here were validated on {validated}; this session "
+                f"sends {sent}. To stage it, {fix}")
 
     def _causal_batch(
         self, closed: Sequence[tuple[Session, ClosedEpoch]]

@@ -297,10 +297,11 @@ class Worker:
         session = Session.from_event(ev)
         try:
             models.check_channels(session.channels)
+            models.check_inputs(ev.modalities)
             # the causal window is as long as the shipped causal model of the family reads
             proc = SubjectProcessor(session, grace_s=self.settings.grace_s,
                                     context_epochs=models.context_epochs)
-        except ValueError as err:  # e.g. a psg session without EEG channels, or too many
+        except ValueError as err:  # channels or inputs the family's models cannot take
             self._dead(fx, msg, "process", (
                 f"session {ev.session_id!r} of {ev.subject_id!r} cannot be staged: {err}. "
                 "Announce what the family's models read; its chunks are dead-lettered too"),
@@ -330,15 +331,8 @@ class Worker:
         sub.end = SessionEnd(ev.t_utc, dict(ev.final_seq))
         sub.dirty = True
         sub.held.append(msg.token)
-        if ev.final_seq and self._final_reached(sub):
+        if sub.final_reached():
             self._finish_night(sub, ev.t_utc, fx)
-
-    @staticmethod
-    def _final_reached(sub: SubjectState) -> bool:
-        assert sub.proc is not None and sub.end is not None
-        sources = sub.proc.sources
-        return all(src in sources and sources[src].highest >= seq
-                   for src, seq in sub.end.final_seq.items())
 
     # ------------------------------------------------------------------ chunks
     def _on_chunk(self, msg: Inbound, fx: Effects, touched: dict[str, SubjectState]) -> None:
@@ -392,14 +386,14 @@ class Worker:
                 "RejectedChunk", release=False)
             sub.dirty = True
             sub.held.append(msg.token)
-            if sub.end is not None and sub.end.final_seq and self._final_reached(sub):
+            if sub.end is not None and sub.final_reached():
                 self._finish_night(sub, sub.end.t_utc, fx)
             return
         sub.held.append(msg.token)
         n = proc.due()
         if n:
             sub.closed += [(proc.session, e) for e in proc.close(n)]
-        if sub.end is not None and sub.end.final_seq and self._final_reached(sub):
+        if sub.end is not None and sub.final_reached():
             self._finish_night(sub, sub.end.t_utc, fx)
 
     # ------------------------------------------------------------------ nights
