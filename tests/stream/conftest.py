@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from models.card import InputSet
+from models.features import feature_names, feature_version
 from stream.stack import EmbeddedBroker, StackError
+
+#: What the wearable models of :func:`input_set_weights` were "validated" on.
+WEARABLE_SETS = (
+    InputSet(inputs=("heart_rate", "activity"), cohorts=("sleep-accel",),
+             cv_metrics={"kappa_3class": 0.51}),
+    InputSet(inputs=("heart_rate",), cohorts=("sleep-accel", "slpdb"),
+             cv_metrics={"kappa_3class": 0.44}),
+    InputSet(inputs=("activity",), cohorts=("sleep-accel",), cv_metrics={"kappa_3class": 0.3}),
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +34,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     yield b
     b.stop()
 
+
+
+@pytest.fixture(scope="session")
+def input_set_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained wearable models exported with :data:`WEARABLE_SETS` as their input sets."""
+    torch = pytest.importorskip("torch")
+    from models.export import export_onnx
+    from models.nets import CausalStager, OfflineStager
+
+    out = tmp_path_factory.mktemp("input-set-weights")
+    names = feature_names("wearable")
+    torch.manual_seed(0)
+    for net in (CausalStager(len(names), "wearable"), OfflineStager(len(names), "wearable")):
+        export_onnx(net.eval(), out, feature_names=names,
+                    feature_version=feature_version("wearable"), commit="0000000",
+                    input_sets=WEARABLE_SETS)
+    return out

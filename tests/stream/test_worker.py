@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,6 +254,34 @@ def test_a_session_no_model_here_can_stage_is_dead_lettered(tmp_path: Any) -> No
     assert "session 'n3' of 's1' cannot be staged: no usable 'wearable' models" in \
         h.dead[0].reason and "SLEEPSTREAM_WEIGHTS_DIR" in h.dead[0].reason
     assert start.token in h.released and h.worker.subjects["s1"].proc is None
+
+
+def test_a_session_sending_inputs_no_model_was_validated_on_is_dead_lettered(
+        input_set_weights: Path) -> None:
+    h = Harness({"wearable": FamilyModels("wearable", input_set_weights)},
+                unknown_session_wait_s=30.0)
+    rr_only = _start(session="n4").model_copy(update={"modalities": ("rr",)})
+    start = h.msg("sessions", rr_only)
+    beats = h.msg("samples", SampleChunk(
+        subject_id="s1", session_id="n4", source_id="ecg", seq=0, modality="rr", unit="s",
+        t0_utc=T0, offsets_s=(0.8, 1.6, 2.5), values=(0.8, 0.8, 0.9)))
+    h.feed([start, beats])
+    (dead,) = h.dead
+    assert (dead.error_type, dead.stage, dead.raw) == ("BadSession", "process", start.value)
+    assert dead.reason.startswith(
+        "session 'n4' of 's1' cannot be staged: the wearable models here were validated on "
+        "activity+heart_rate, heart_rate, activity; this session sends rr. To stage it, send "
+        "one of activity+heart_rate, heart_rate, activity or install wearable models trained "
+        "and validated on rr (SLEEPSTREAM_WEIGHTS_DIR)")
+    assert start.token in h.released and h.worker.subjects["s1"].proc is None
+    # its chunks wait for a start that never comes, then are dead-lettered too
+    h.clock.t += 31
+    h.tick()
+    assert len(h.dead) == 2 and h.dead[1].raw == beats.value
+    assert "session 'n4'" in h.dead[1].reason and beats.token in h.released
+    # a session that sends a validated set is staged as usual
+    h.feed([h.msg("sessions", _start(session="n5")), h.msg("samples", _chunk(session="n5"))])
+    assert len(h.dead) == 2 and h.worker.subjects["s1"].proc is not None
 
 
 def test_end_before_last_chunks_waits_for_final_seq(family_models: dict[str, FamilyModels]) -> None:
