@@ -18,7 +18,7 @@ non-test subject (validation subjects are only needed for early stopping).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,29 +49,43 @@ def _proba(model: Any, x: NDArray[np.float64], n_classes: int) -> NDArray[np.flo
     return p
 
 
-def logreg_baseline(nights: NightSet, folds: str = "loso", seed: int = 0) -> tuple[Arrays, Arrays,
-                                                                                   list[Any]]:
-    """Per-epoch logistic regression on our features; returns probs, stages, meta."""
+def logreg_baseline(
+    nights: NightSet, folds: str = "loso", seed: int = 0,
+    views: Mapping[str, NightSet] | None = None,
+) -> dict[str, tuple[Arrays, Arrays, list[Any]]]:
+    """Per-epoch logistic regression on our features: probs, stages, meta per result.
+
+    Results are ``"logreg"`` (the nights as given) and ``"logreg-<view>"`` for each test
+    view. Training rows are the training nights' rows and, like the nets' input dropout,
+    those of their :attr:`Night.subsets`, so that one model serves every set of inputs.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     k = nights.stage_set
-    probs: Arrays = {}
-    meta: list[Any] = []
-    for fold in make_folds(nights.subjects, folds, seed=seed):
-        train = nights.select(fold.train + fold.val)
+    tests = {"logreg": nights, **{f"logreg-{v}": vs for v, vs in (views or {}).items()}}
+    probs: dict[str, Arrays] = {name: {} for name in tests}
+    meta: dict[str, list[Any]] = {name: [] for name in tests}
+    for fold in make_folds(nights.subjects, folds, seed=seed, cohorts=nights.cohorts):
+        train = [m for n in nights.select(fold.train + fold.val)
+                 for m in (n, *(n.with_inputs(i) for i in n.subsets))]
         x = np.concatenate([_rows(n) for n in train])
         y = np.concatenate([_scored(n, k) for n in train])
         model = make_pipeline(StandardScaler(), LogisticRegression(
             class_weight="balanced", max_iter=300, tol=1e-3))
         model.fit(x[y >= 0], y[y >= 0])
-        for n in nights.select(fold.test):
-            probs[n.night] = _proba(model, _rows(n), k)
-            meta.append((n.night, n.subject, str(fold.number)))
-    stages = {n.night: np.where(_scored(n, k) >= 0, n.stages, -1).astype(np.int8)
-              for n in nights}
-    return probs, stages, meta
+        for name, test_set in tests.items():
+            for n in test_set.select(fold.test):
+                probs[name][n.night] = _proba(model, _rows(n), k)
+                meta[name].append((n.night, n.subject, str(fold.number)))
+    return {name: (probs[name], _stages(test_set, k), meta[name])
+            for name, test_set in tests.items()}
+
+
+def _stages(nights: NightSet, stage_set: int) -> Arrays:
+    return {n.night: np.where(_scored(n, stage_set) >= 0, n.stages, -1).astype(np.int8)
+            for n in nights}
 
 
 def _rows(night: Night) -> NDArray[np.float64]:
@@ -150,15 +164,19 @@ def run_baselines(dataset: str, data: str | Path, out: str | Path, *,
     """Run the baselines of a dataset into a run folder; return wall seconds per model."""
     from threadpoolctl import threadpool_limits
 
-    from training.run import load_dataset
+    from models.features.registry import PER_CHANNEL_FAMILIES
+    from training.run import load_dataset, load_views
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nights = load_dataset(dataset, data, progress=False)
+    views = load_views(dataset, data, nights) if nights.family not in PER_CHANNEL_FAMILIES \
+        else {}
     times = {}
     with threadpool_limits(1):
         t0 = time.perf_counter()
-        _save(out, "logreg", *logreg_baseline(nights, folds))
+        for name, result in logreg_baseline(nights, folds, views=views).items():
+            _save(out, name, *result)
         times["logreg"] = time.perf_counter() - t0
         if walch is not None:
             t0 = time.perf_counter()

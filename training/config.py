@@ -20,7 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: Each dataset implies its feature family.
 DATASET_FAMILY: dict[str, str] = {"sleep-accel": "wearable", "slpdb": "cardio",
-                                  "sleep-edf": "psg"}
+                                  "sleep-edf": "psg", "sleep-accel+slpdb": "wearable"}
 
 
 class TrainConfig(BaseModel):
@@ -61,6 +61,15 @@ class TrainConfig(BaseModel):
         description="nets trained per fit with seeds seed, seed+1, ...; their probabilities "
                     "are averaged (a causal model pays for every member at every epoch close)",
     )
+    input_dropout: float = Field(
+        0.0, ge=0, le=1,
+        description="probability that a training crop of a night with several inputs comes "
+                    "from a subset of them (heart rate alone, activity alone: the night's "
+                    "subsets, computed as a device sending only them would give them)",
+    )
+    cohort_balance: bool = Field(
+        False, description="draw training crops so that every cohort gets the same share "
+                           "(else nights are drawn in proportion to their length)")
     ensemble_validation: Literal["shared", "per_member"] = Field(
         "shared",
         description="shared: every member stops early on the fold's validation subjects; "

@@ -56,7 +56,8 @@ def _n_val(n_train: int, n_val: int) -> int:
 
 
 def make_folds(
-    subjects: Sequence[str], scheme: str = "loso", *, n_val_subjects: int = 3, seed: int = 0
+    subjects: Sequence[str], scheme: str = "loso", *, n_val_subjects: int = 3, seed: int = 0,
+    cohorts: Mapping[str, str] | None = None,
 ) -> list[Fold]:
     """Subject-wise folds.
 
@@ -65,37 +66,69 @@ def make_folds(
     subjects : sequence of str
         Distinct subjects (e.g. :attr:`NightSet.subjects`).
     scheme : str
-        ``"loso"`` (leave one subject out) or ``"k<N>"``/``"<N>"`` for N-fold (e.g. ``"5"``).
+        ``"loso"`` (leave one subject out), ``"k<N>"``/``"<N>"`` for N-fold (e.g. ``"5"``)
+        or ``"loco"`` (leave one cohort out: train on the other cohorts, test on all of
+        its subjects; needs ``cohorts``).
     n_val_subjects : int
         Validation subjects per fold, drawn from the fold's training subjects.
     seed : int
         Seed of the k-fold assignment and of the validation draws.
+    cohorts : mapping of str to str, optional
+        Each subject's cohort. With several cohorts among a fold's training subjects, the
+        validation subjects are drawn from each in proportion to its size (at least one
+        from every cohort that can spare one).
     """
     subs = list(dict.fromkeys(subjects))
     if len(subs) < 3:
         msg = f"cross-validation needs at least 3 subjects; got {len(subs)}"
         raise ValueError(msg)
-    if scheme == "loso":
-        groups = [[s] for s in subs]
-    else:
-        try:
-            k = int(scheme.lstrip("k"))
-        except ValueError:
-            k = 0
-        if not 2 <= k <= len(subs):
-            msg = f"folds must be 'loso' or a fold count in [2, {len(subs)}]; got {scheme!r}"
-            raise ValueError(msg)
-        order = np.random.default_rng(seed).permutation(len(subs))
-        groups = [[subs[i] for i in order[j::k]] for j in range(k)]
+    groups = _test_groups(subs, scheme, seed, cohorts)
     folds = []
     for i, test in enumerate(groups):
         train = [s for s in subs if s not in test]
         rng = np.random.default_rng([seed, i])
-        val_idx = sorted(rng.choice(len(train), _n_val(len(train), n_val_subjects),
-                                    replace=False))
-        val = tuple(train[j] for j in val_idx)
+        val = _draw_validation(train, n_val_subjects, rng, cohorts)
         folds.append(Fold(i, tuple(s for s in train if s not in val), val, tuple(test)))
     return folds
+
+
+def _test_groups(subs: list[str], scheme: str, seed: int,
+                 cohorts: Mapping[str, str] | None) -> list[list[str]]:
+    if scheme == "loso":
+        return [[s] for s in subs]
+    if scheme == "loco":
+        names = list(dict.fromkeys((cohorts or {}).get(s, "") for s in subs))
+        if cohorts is None or len(names) < 2:
+            msg = "folds 'loco' (leave one cohort out) need a corpus of at least 2 cohorts"
+            raise ValueError(msg)
+        return [[s for s in subs if cohorts[s] == c] for c in names]
+    try:
+        k = int(scheme.lstrip("k"))
+    except ValueError:
+        k = 0
+    if not 2 <= k <= len(subs):
+        msg = (f"folds must be 'loso', 'loco' or a fold count in [2, {len(subs)}]; "
+               f"got {scheme!r}")
+        raise ValueError(msg)
+    order = np.random.default_rng(seed).permutation(len(subs))
+    return [[subs[i] for i in order[j::k]] for j in range(k)]
+
+
+def _draw_validation(train: list[str], n_val: int, rng: np.random.Generator,
+                     cohorts: Mapping[str, str] | None) -> tuple[str, ...]:
+    """Validation subjects from ``train``: one draw, or one per cohort in proportion."""
+    by_cohort: dict[str, list[str]] = {}
+    for s in train:
+        by_cohort.setdefault((cohorts or {}).get(s, ""), []).append(s)
+    if len(by_cohort) == 1:
+        idx = sorted(rng.choice(len(train), _n_val(len(train), n_val), replace=False))
+        return tuple(train[j] for j in idx)
+    picked: set[str] = set()
+    for members in by_cohort.values():
+        share = max(1, round(n_val * len(members) / len(train)))
+        drawn = rng.choice(len(members), _n_val(len(members), share), replace=False)
+        picked.update(members[j] for j in drawn)
+    return tuple(s for s in train if s in picked)
 
 
 @dataclass(frozen=True)
@@ -189,7 +222,8 @@ def fit_net(
     module = StagingModule(net, cfg.lr, cfg.weight_decay,
                           class_weights(train, cfg.class_weight_power, stage_set))
     dm = NightDataModule(train, val, cfg.crop_epochs, cfg.batch_size,
-                         max_steps=cfg.max_steps, seed=cfg.seed, stage_set=stage_set)
+                         max_steps=cfg.max_steps, seed=cfg.seed, stage_set=stage_set,
+                         input_dropout=cfg.input_dropout, cohort_balance=cfg.cohort_balance)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     best = BestState(cfg.monitor, mode)
     trainer = L.Trainer(

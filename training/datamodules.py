@@ -21,7 +21,7 @@ from training.datasets.base import Night
 
 __all__ = [
     "CropDataset", "NightDataModule", "NightDataset", "class_weights", "collate_nights",
-    "night_item",
+    "draw_weights", "night_item",
 ]
 
 #: ``(features, valid, labels)`` of one night or crop.
@@ -70,21 +70,27 @@ class CropDataset(Dataset[Item]):
 
     Determinism does not depend on worker processes or on a sampler (a DDP sampler just
     shards the indices). A night shorter than ``crop_epochs`` is returned whole; nights
-    are drawn in proportion to their length.
+    are drawn in proportion to their length, or with ``cohort_balance`` so that every
+    cohort gets the same share (in proportion to length within it). With probability
+    ``input_dropout`` a crop of a night that has :attr:`Night.subsets` comes from one of
+    them, drawn uniformly: modality dropout, with the rows the stream computes when a
+    device sends only those inputs.
     """
 
     def __init__(
         self, nights: Sequence[Night], crop_epochs: int | None, length: int, seed: int = 0,
-        stage_set: int = 4,
+        stage_set: int = 4, *, input_dropout: float = 0.0, cohort_balance: bool = False,
     ) -> None:
         if not nights:
             msg = "CropDataset needs at least one night; got none"
             raise ValueError(msg)
         self.nights = tuple(nights)
         self.crop_epochs, self.length, self.seed = crop_epochs, length, seed
-        sizes = np.array([len(n) for n in self.nights], dtype=np.float64)
-        self.p = sizes / sizes.sum()
+        self.input_dropout = input_dropout
+        self.p = draw_weights(self.nights, cohort_balance)
         self.items = [night_item(n, stage_set) for n in self.nights]
+        self.subsets = [[(rows, *item[1:]) for rows in n.subsets.values()]
+                        for n, item in zip(self.nights, self.items, strict=True)]
 
     def __len__(self) -> int:
         return self.length
@@ -93,12 +99,24 @@ class CropDataset(Dataset[Item]):
         rng = np.random.default_rng([self.seed, i])
         k = int(rng.choice(len(self.nights), p=self.p))
         item, n = self.items[k], len(self.nights[k])
+        if self.subsets[k] and rng.random() < self.input_dropout:
+            item = self.subsets[k][int(rng.integers(len(self.subsets[k])))]
         if self.crop_epochs is None or n <= self.crop_epochs:
             return item
         start = int(rng.integers(0, n - self.crop_epochs + 1))
         stop = start + self.crop_epochs
         features, valid, labels = item
         return features[start:stop], valid[start:stop], labels[start:stop]
+
+
+def draw_weights(nights: Sequence[Night], cohort_balance: bool) -> NDArray[np.float64]:
+    """Probability of drawing each night: by length, or by length within equal cohorts."""
+    sizes = np.array([len(n) for n in nights], dtype=np.float64)
+    if cohort_balance:
+        cohorts = np.array([n.cohort for n in nights])
+        for c in set(cohorts.tolist()):
+            sizes[cohorts == c] /= sizes[cohorts == c].sum()
+    return sizes / sizes.sum()
 
 
 def class_weights(nights: Sequence[Night], power: float, n_classes: int = 4) -> NDArray[np.float32]:
@@ -142,6 +160,8 @@ class NightDataModule(L.LightningDataModule):
         Whole nights per validation batch.
     stage_set : int
         Classes of the labels (4: W, light, deep, REM; 5: W, N1, N2, N3, REM).
+    input_dropout, cohort_balance
+        How training crops are drawn (:class:`CropDataset`).
     """
 
     def __init__(
@@ -156,6 +176,8 @@ class NightDataModule(L.LightningDataModule):
         seed: int = 0,
         val_batch_size: int = 4,
         stage_set: int = 4,
+        input_dropout: float = 0.0,
+        cohort_balance: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -165,11 +187,13 @@ class NightDataModule(L.LightningDataModule):
         self.test_nights = tuple(test_nights)
         self.crop_epochs, self.batch_size, self.max_steps = crop_epochs, batch_size, max_steps
         self.seed, self.val_batch_size, self.stage_set = seed, val_batch_size, stage_set
+        self.input_dropout, self.cohort_balance = input_dropout, cohort_balance
 
     def train_dataloader(self) -> DataLoader[Item]:
         """Seeded crops, ``max_steps * batch_size`` of them."""
         ds = CropDataset(self.train_nights, self.crop_epochs,
-                         self.max_steps * self.batch_size, self.seed, self.stage_set)
+                         self.max_steps * self.batch_size, self.seed, self.stage_set,
+                         input_dropout=self.input_dropout, cohort_balance=self.cohort_balance)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
                           collate_fn=collate_nights)
 

@@ -27,26 +27,42 @@ def quiet_lightning() -> None:
 
 
 def load_dataset(dataset: str, data: str | Path, progress: bool = True) -> NightSet:
-    """Nights of ``sleep-accel`` (cropped folder), ``slpdb`` or ``sleep-edf`` (cropped)."""
-    from training.datasets import load_sleep_accel, load_sleep_edf, load_slpdb
+    """Nights of a corpus, by its ``--dataset`` name.
+
+    ``sleep-accel`` (the cropped folder), ``slpdb``, ``sleep-edf`` (cropped) or
+    ``sleep-accel+slpdb`` (the shared data folder, holding both).
+    """
+    from training.datasets import (
+        load_sleep_accel,
+        load_sleep_edf,
+        load_slpdb,
+        load_wearable_cohorts,
+    )
 
     if dataset not in DATASET_FAMILY:
         msg = f"--dataset must be one of {sorted(DATASET_FAMILY)}; got {dataset!r}"
         raise ValueError(msg)
     loader = {"sleep-accel": load_sleep_accel, "slpdb": load_slpdb,
-              "sleep-edf": load_sleep_edf}[dataset]
+              "sleep-edf": load_sleep_edf, "sleep-accel+slpdb": load_wearable_cohorts}[dataset]
     return loader(data, progress=progress)
 
 
-def load_views(dataset: str, data: str | Path) -> dict[str, NightSet]:
-    """The test views of a corpus (:mod:`training.cv`); Sleep-EDF has three.
+def load_views(dataset: str, data: str | Path, nights: NightSet) -> dict[str, NightSet]:
+    """The test views of a corpus (:mod:`training.cv`).
 
-    ``uncropped``: whole recordings, the session (and its night-relative features) starting
-    at the recording's first epoch in the afternoon; ``fpz-cz`` and ``pz-oz``: the cropped
-    nights with that EEG channel alone.
+    Sleep-EDF: ``uncropped``, whole recordings, the session (and its night-relative features)
+    starting at the recording's first epoch in the afternoon; ``fpz-cz`` and ``pz-oz``: the
+    cropped nights with that EEG channel alone. Wearable and cardio corpora: each cohort with
+    each set of inputs its nights have (:meth:`NightSet.input_views`, e.g.
+    ``sleep-accel-heart_rate``), but not a single cohort's full inputs, which the main
+    predictions already are.
     """
     if dataset != "sleep-edf":
-        return {}
+        views = nights.input_views()
+        if len({n.cohort for n in nights}) == 1:
+            for n in nights:
+                views.pop(f"{n.cohort}-{'+'.join(n.inputs)}", None)
+        return views
     from training.datasets import load_sleep_edf
 
     return {
@@ -88,14 +104,14 @@ def run_cv_command(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nights = load_dataset(dataset, data, progress)
-    views = load_views(dataset, data)
+    views = load_views(dataset, data, nights)
     old = json.loads((out / "cv.json").read_text()) if (out / "cv.json").is_file() else {}
     record: dict[str, Any] = {"dataset": dataset, "family": nights.family, "folds": folds,
                               "data": str(data), "variants": old.get("variants", {})}
     for variant in variants:
         cfg = load_config(config_path(dataset, variant, config_dir))
         fold_list = make_folds(nights.subjects, folds, n_val_subjects=cfg.n_val_subjects,
-                               seed=cfg.seed)
+                               seed=cfg.seed, cohorts=nights.cohorts)
         done: list[FoldResult] = []
         t0 = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -10,7 +10,7 @@ from training.report import build_report
 
 
 def test_logreg_baseline_learns_the_synthetic_answer(tmp_path):
-    probs, stages, meta = logreg_baseline(synth_set(5))
+    probs, stages, meta = logreg_baseline(synth_set(5))["logreg"]
     assert len(probs) == 5 and len(meta) == 5
     for p in probs.values():
         np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)

@@ -57,9 +57,14 @@ def test_config_errors_name_the_field(tmp_path):
 
 def test_shipped_configs_validate():
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
-    assert len(paths) == 6
+    assert len(paths) == 8
     for path in paths:
         load_config(path)
+    from training.config import DATASET_FAMILY, config_path
+
+    for dataset in DATASET_FAMILY:  # every corpus has both variants' configs
+        for variant in ("causal", "offline"):
+            assert config_path(dataset, variant) in paths
 
 
 def _tiny_configs(folder: Path) -> None:

@@ -87,7 +87,7 @@ def test_monitoring_five_classes_needs_five_class_labels():
 
 def test_logreg_baseline_reads_channel_sets_and_skips_gaps(tmp_path: Path):
     nights = synth_psg_set(4)
-    probs, stages, meta = logreg_baseline(nights)
+    probs, stages, meta = logreg_baseline(nights)["logreg"]
     p0 = probs["p0"]
     assert p0.shape == (150, 5) and len(meta) == 4
     assert np.all(stages["p0"][20:24] < 0)

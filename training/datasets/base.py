@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -37,6 +37,16 @@ class Night:
         1 where an epoch (a channel of an epoch) has data, 0 where it is a gap the nets
         must mask; None: every epoch is valid (missing inputs are then flagged by coverage
         features, as the wearable and cardio features do).
+    cohort : str
+        The corpus the night comes from (``"sleep-accel"``, ``"slpdb"``): folds and
+        validation draws are stratified by it, and training may balance cohorts.
+    inputs : tuple of str
+        Input names (:data:`models.card.INPUT_NAMES`) the features were computed from, sorted;
+        empty for channel-set families.
+    subsets : mapping of tuple of str to ndarray
+        The same night's feature rows computed from fewer inputs (e.g. heart rate alone of a
+        night with heart rate and activity), keyed by those inputs: what a device sending
+        only them gives. Training draws them for input dropout; evaluation scores each.
     """
 
     night: str
@@ -46,6 +56,9 @@ class Night:
     start: datetime
     start_is_nominal: bool = False
     valid: NDArray[np.float32] | None = None
+    cohort: str = ""
+    inputs: tuple[str, ...] = ()
+    subsets: Mapping[tuple[str, ...], NDArray[np.float32]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.features.shape[0] != self.stages.shape[0]:
@@ -58,9 +71,20 @@ class Night:
             msg = (f"night {self.night}: validity of shape {self.valid.shape} for features of "
                    f"shape {self.features.shape}; it must be features.shape[:-1]")
             raise ValueError(msg)
+        for inputs, rows in self.subsets.items():
+            if rows.shape != self.features.shape:
+                msg = (f"night {self.night}: features from {'+'.join(inputs)} have shape "
+                       f"{rows.shape}, the night's {self.features.shape}; they must match")
+                raise ValueError(msg)
 
     def __len__(self) -> int:
         return int(self.stages.shape[0])
+
+    def with_inputs(self, inputs: tuple[str, ...]) -> Night:
+        """The night as a device sending only ``inputs`` gives it (``KeyError`` if unknown)."""
+        if inputs == self.inputs:
+            return self
+        return replace(self, features=self.subsets[inputs], inputs=inputs, subsets={})
 
     def labels(self, stage_set: int) -> NDArray[np.int8]:
         """Class indices in a 5/4/3/2-class set; -1 where the epoch is not scored."""
@@ -97,6 +121,24 @@ class NightSet:
     def subjects(self) -> tuple[str, ...]:
         """Distinct subjects, in order of first appearance."""
         return tuple(dict.fromkeys(n.subject for n in self.nights))
+
+    @property
+    def cohorts(self) -> dict[str, str]:
+        """Each subject's cohort."""
+        return {n.subject: n.cohort for n in self.nights}
+
+    def input_views(self) -> dict[str, NightSet]:
+        """Per cohort and per set of inputs its nights have: those nights with only them.
+
+        Named ``<cohort>-<input>+<input>``, e.g. ``sleep-accel-heart_rate``; empty when the
+        nights carry no inputs (channel-set families).
+        """
+        sets: dict[tuple[str, tuple[str, ...]], list[Night]] = {}
+        for n in self.nights:
+            for inputs in (n.inputs, *n.subsets) if n.inputs else ():
+                sets.setdefault((n.cohort, inputs), []).append(n.with_inputs(inputs))
+        return {f"{cohort}-{'+'.join(inputs)}": replace(self, nights=tuple(nights))
+                for (cohort, inputs), nights in sorted(sets.items())}
 
     def select(self, subjects: Sequence[str]) -> tuple[Night, ...]:
         """The nights of the given subjects, in corpus order."""

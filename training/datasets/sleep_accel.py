@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import warnings
 from os import PathLike
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from rich.progress import track
 
 from ingestors.errors import DataQualityWarning
@@ -24,6 +27,11 @@ __all__ = ["load_sleep_accel", "night_from_sleep_accel"]
 def night_from_sleep_accel(night: SleepAccelNight) -> Night:
     """Compute the wearable feature rows of one Sleep-Accel night.
 
+    The night's features use every input it has (heart rate, activity counts or
+    acceleration turned into counts); with both, its ``subsets`` hold the rows of heart rate
+    alone and of activity alone, computed by the same code with the other input missing:
+    what a watch sending one of them gives.
+
     Raises
     ------
     ValueError
@@ -33,18 +41,26 @@ def night_from_sleep_accel(night: SleepAccelNight) -> Night:
         msg = f"Sleep-Accel subject {night.subject} has no labels; it cannot be used to train"
         raise ValueError(msg)
     hyp = night.labels
-    hr = night.heart_rate
+    hr = (night.heart_rate.t_s, night.heart_rate.values) if night.heart_rate is not None else None
     counts = night.counts
-    feats = compute_features(
-        "wearable", hyp.start, len(hyp),
-        heart_rate=(hr.t_s, hr.values) if hr is not None else None,
-        activity_counts=(counts.t_s, counts.values) if counts is not None else None,
-        acceleration=(night.motion.t_s, night.motion.values) if night.motion is not None
-        and counts is None else None,
-        start_is_nominal=hyp.start_is_nominal,
-    )
-    return Night(night.subject, night.subject, feats, hyp.stages, hyp.start,
-                 hyp.start_is_nominal)
+    activity: dict[str, Any] = (
+        {"activity_counts": (counts.t_s, counts.values)} if counts is not None
+        else {"acceleration": (night.motion.t_s, night.motion.values)}
+        if night.motion is not None else {})
+
+    def rows(with_hr: bool, with_activity: bool) -> NDArray[np.float32]:
+        return compute_features("wearable", hyp.start, len(hyp),
+                                heart_rate=hr if with_hr else None,
+                                **(activity if with_activity else {}),
+                                start_is_nominal=hyp.start_is_nominal)
+
+    inputs = tuple(sorted(name for name, given in (("heart_rate", hr is not None),
+                                                   ("activity", bool(activity))) if given))
+    subsets: dict[tuple[str, ...], NDArray[np.float32]] = (
+        {("heart_rate",): rows(True, False), ("activity",): rows(False, True)}
+        if len(inputs) == 2 else {})
+    return Night(night.subject, night.subject, rows(True, True), hyp.stages, hyp.start,
+                 hyp.start_is_nominal, cohort="sleep-accel", inputs=inputs, subsets=subsets)
 
 
 def load_sleep_accel(folder: str | PathLike[str], *, progress: bool = True) -> NightSet:
