@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -101,6 +102,16 @@ def experiment_name(dataset: str) -> str:
     return f"sleepstream-{dataset}-{DATASET_FAMILY[dataset]}"
 
 
+def mlflow_key(name: str) -> str:
+    """A metric or parameter name MLflow accepts.
+
+    ``+`` (of input sets, e.g. ``activity+heart_rate``) becomes ``_and_``, any other
+    character MLflow refuses ``_``.
+    """
+    name = name.replace("+", "_and_")
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
+
+
 @dataclass(frozen=True)
 class TrackedRun:
     """An open MLflow run: its store's client, the run id, and where it lives."""
@@ -126,7 +137,7 @@ class TrackedRun:
         from mlflow.entities import Param
 
         self._call("log the parameters", "log_batch", [],
-                   [Param(k, v) for k, v in params.items()])
+                   [Param(mlflow_key(k), v) for k, v in params.items()])
 
     def log_metrics(self, metrics: Sequence[tuple[str, float, int]]) -> None:
         """Log ``(key, value, step)`` metrics, all with the current time."""
@@ -134,7 +145,7 @@ class TrackedRun:
 
         now = int(time.time() * 1000)
         self._call("log the metrics", "log_batch",
-                   [Metric(k, float(v), now, s) for k, v, s in metrics])
+                   [Metric(mlflow_key(k), float(v), now, s) for k, v, s in metrics])
 
     def log_artifacts(self, paths: Sequence[Path], artifact_path: str | None = None) -> None:
         """Log files, and folders under their own name, below ``artifact_path``; skip absent."""

@@ -184,3 +184,13 @@ def test_the_file_store_is_allowed_only_while_a_run_is_open(tmp_path, monkeypatc
     with pytest.raises(tracking.TrackingError, match="maintenance mode.*--no-track"):
         with tracking.tracked_run(other, "e", "r", {}):
             pytest.fail("the run opened although the user refused the file store")
+
+
+def test_metric_names_of_input_sets_are_made_acceptable_to_mlflow(tmp_path: Path) -> None:
+    from training.tracking import mlflow_key, tracked_run
+
+    assert mlflow_key("causal-sleep-accel-activity+heart_rate.kappa_4class") == \
+        "causal-sleep-accel-activity_and_heart_rate.kappa_4class"
+    assert mlflow_key("a*b") == "a_b"
+    with tracked_run(f"file:{tmp_path / 'mlruns'}", "x", "cv test", {"p+q": "1"}) as run:
+        run.log_metrics([("offline-slpdb-heart_rate+activity.kappa_3class", 0.5, 0)])
