@@ -75,15 +75,18 @@ def _variants(text: str) -> tuple[str, ...]:
 @train_app.command("cv")
 def train_cv(
     dataset: Annotated[str, typer.Option(
-        help="sleep-accel (wearable), slpdb (cardio) or sleep-edf (psg).")],
+        help="sleep-accel (wearable), slpdb (cardio), sleep-edf (psg) or "
+             "sleep-accel+slpdb (wearable on both cohorts).")],
     data: Annotated[Path, typer.Option(
         help="Dataset folder (Sleep-Accel: the cropped one; Sleep-EDF: the one holding "
-             "eeg-spectral-features/ and hypnograms/).")],
+             "eeg-spectral-features/ and hypnograms/; sleep-accel+slpdb: the shared data "
+             "folder holding both).")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder for predictions and report.")
     ],
     variants: Annotated[str, typer.Option(help="causal, offline or both.")] = "causal,offline",
-    folds: Annotated[str, typer.Option(help="loso, or a fold count such as 5.")] = "loso",
+    folds: Annotated[str, typer.Option(
+        help="loso, loco (leave one cohort out), or a fold count such as 5.")] = "loso",
     accelerator: Annotated[
         str, typer.Option(help="Lightning accelerator: cpu, gpu, auto.")
     ] = "cpu",
@@ -157,13 +160,15 @@ def train_report(
 
 @train_app.command("baselines")
 def train_baselines(
-    dataset: Annotated[str, typer.Option(help="sleep-accel, slpdb or sleep-edf.")],
+    dataset: Annotated[str, typer.Option(
+        help="sleep-accel, slpdb, sleep-edf or sleep-accel+slpdb.")],
     data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (the CV's).")],
     walch: Annotated[
         Path | None, typer.Option(help="Sleep-Accel authors' feature folder (optional).")
     ] = None,
-    folds: Annotated[str, typer.Option(help="loso, or a fold count.")] = "loso",
+    folds: Annotated[str, typer.Option(
+        help="loso, loco or a fold count.")] = "loso",
 ) -> None:
     """Logistic regression on our features (and the authors' classifiers) on the CV folds."""
     from training.baselines import run_baselines
@@ -177,7 +182,8 @@ def train_baselines(
 
 @train_app.command("ship")
 def train_ship(
-    dataset: Annotated[str, typer.Option(help="sleep-accel, slpdb or sleep-edf.")],
+    dataset: Annotated[str, typer.Option(
+        help="sleep-accel, slpdb, sleep-edf or sleep-accel+slpdb.")],
     data: Annotated[Path, typer.Option(help="Dataset folder (as for `train cv`).")],
     cv: Annotated[Path, typer.Option(help="CV run folder whose metrics go into the cards.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Weights folder.")] = Path(

@@ -75,8 +75,9 @@ DATASETS: dict[str, tuple[tuple[DatasetRef, ...], str]] = {
     "sleep-accel+slpdb": (
         (_SLEEP_ACCEL, _SLPDB),
         f"Trained on {_SLEEP_ACCEL_TEXT}: the authors' cropped heart rate and activity "
-        f"counts; and on {_SLPDB_TEXT}: the heart rate a watch would report every 5 s, "
-        "derived from the expert beat annotations (no activity). " + _PHYSIONET),
+        f"counts; and on {_SLPDB_TEXT}: the heart rate a watch would report every 5 s (the "
+        "mean normal-to-normal interval of the last 15 s), derived from the expert beat "
+        "annotations (no activity). " + _PHYSIONET),
 }
 
 #: The channel set of the models trained on each multi-channel corpus.

@@ -29,7 +29,7 @@ SETS = (
 
 
 def _shipped(name: str = "wearable-causal") -> dict[str, Any]:
-    """A shipped card as parsed JSON (exported before cards had input sets)."""
+    """A shipped card as parsed JSON."""
     data: dict[str, Any] = json.loads((default_weights_dir() / f"{name}.json").read_text())
     return data
 
@@ -39,8 +39,8 @@ def test_a_card_without_input_sets_still_loads() -> None:
     data.pop("input_sets", None)
     card = card_from_mapping(data)
     assert card.input_sets == ()
-    assert "input_sets" not in _shipped("cardio-offline")  # the shipped cards predate them
-    assert load_card(default_weights_dir() / "cardio-offline.json").input_sets == ()
+    assert "input_sets" not in _shipped("psg-offline")  # psg cards have a channel set instead
+    assert load_card(default_weights_dir() / "psg-offline.json").input_sets == ()
 
 
 def test_card_round_trip_with_input_sets(tmp_path: Path) -> None:

@@ -105,11 +105,15 @@ def test_watch_heart_rate_from_beats() -> None:
     rr = np.diff(np.concatenate([[0.0], t]))
     prev = np.concatenate([[""], types[:-1]])
     beats = Beats("x", t, rr, types, prev, T0)
-    ts, bpm = watch_heart_rate(beats)
+    ts, bpm = watch_heart_rate(beats, window_s=5.0)
     assert np.all(np.diff(ts) >= 5.0) and np.all(ts % 5.0 == 0)
     assert np.allclose(bpm[ts <= 60.0], 60.0)
     assert not np.any((ts > 65.0) & (ts < 90.0))  # no sample while no beat was normal
     assert np.allclose(bpm[ts >= 95.0], 120.0)
+    smooth_t, smooth = watch_heart_rate(beats)  # 15 s: the ramp from 60 to 120 bpm is slower
+    assert np.allclose(smooth[smooth_t <= 60.0], 60.0)
+    assert smooth[smooth_t == 95.0] == pytest.approx(120.0)
+    assert not np.any((smooth_t > 75.0) & (smooth_t < 90.0))
 
 
 def test_logistic_regression_per_input_set() -> None:
