@@ -24,7 +24,7 @@ import pytest
 
 from ingestors.base import RegularSpec
 from ingestors.ble import BleakLink, ingest_ble
-from ingestors.live_edf import ingest_edf_live
+from ingestors.live_edf import EdfLiveReport, ingest_edf_live
 from ingestors.replay import plan_night, psg_nights, replay, sleep_accel_nights
 from ingestors.samples import SAMPLE_NIGHT, sleep_accel_sample
 from stream.settings import StreamSettings
@@ -89,6 +89,26 @@ async def ble_harness(settings: StreamSettings, outage: Outage, _tmp: Path) -> S
                 {"rr": (None, np.array(ticks, dtype=float) / 1024)})
 
 
+async def follow_through_outage(settings: StreamSettings, outage: Outage, src: Path,
+                                subject: str, session: str) -> EdfLiveReport:
+    """``edf-live`` on ``src`` (60 one-second records) grown into a followed copy.
+
+    The broker goes away 5 s in; the ingestor's report is checked to have read every record
+    and to have met a failed send.
+    """
+    followed = src.with_name(f"live-{src.name}")
+    writer = GrowingCopy(src, followed, step=1, pause_s=0.3).start()
+    task = asyncio.create_task(ingest_edf_live(
+        followed, subject, session, settings, time_zone="Europe/Amsterdam",
+        poll_s=0.1, idle_s=2.0, progress=False))
+    await asyncio.sleep(5.0)
+    await outage()
+    report = await asyncio.wait_for(task, 60)
+    writer.join()
+    assert report.status.records == 60 and report.send.failures >= 1
+    return report
+
+
 async def edf_harness(settings: StreamSettings, outage: Outage, tmp: Path) -> Sent:
     """A 60-s recording (heart rate, acceleration) growing for about 20 s; the broker goes
     away after 5 s."""
@@ -99,16 +119,7 @@ async def edf_harness(settings: StreamSettings, outage: Outage, tmp: Path) -> Se
         (signal_header("HR", 1, "bpm", 0.0, 250.0), hr),
         *[(signal_header(f"Acc {ax}", 32, "g", -8.0, 8.0), a)
           for ax, a in zip("XYZ", acc, strict=True)]], datetime(2024, 3, 9, 23, 41, 7))  # noqa: DTZ001
-    followed = tmp / "live-watch.edf"
-    writer = GrowingCopy(src, followed, step=1, pause_s=0.3).start()
-    task = asyncio.create_task(ingest_edf_live(
-        followed, "edf-subject", "edf-contract", settings, time_zone="Europe/Amsterdam",
-        poll_s=0.1, idle_s=2.0, progress=False))
-    await asyncio.sleep(5.0)
-    await outage()
-    report = await asyncio.wait_for(task, 60)
-    writer.join()
-    assert report.status.records == 60 and report.send.failures >= 1
+    await follow_through_outage(settings, outage, src, "edf-subject", "edf-contract")
     with pyedflib.EdfReader(str(src)) as reader:
         read = {label: reader.readSignal(i) for i, label in enumerate(reader.getSignalLabels())}
     return Sent("edf-subject", "edf-contract", {
@@ -156,16 +167,7 @@ async def psg_edf_harness(settings: StreamSettings, outage: Outage, tmp: Path) -
                 digitise(stage_eeg(stages, 200.0, seed=8), "Chin EMG", 200.0),
                 digitise(synth_ecg(256.0, 60.0, seed=9)[0], "ECG", 256.0, unit="mV", span=5.0)]
     src = write_psg(tmp / "psg.edf", channels, datetime(2024, 3, 9, 23, 41, 7))  # noqa: DTZ001
-    followed = tmp / "live-psg.edf"
-    writer = GrowingCopy(src, followed, step=1, pause_s=0.3).start()
-    task = asyncio.create_task(ingest_edf_live(
-        followed, "psg-subject", "psg-contract", settings, time_zone="Europe/Amsterdam",
-        poll_s=0.1, idle_s=2.0, progress=False))
-    await asyncio.sleep(5.0)
-    await outage()
-    report = await asyncio.wait_for(task, 60)
-    writer.join()
-    assert report.status.records == 60 and report.send.failures >= 1
+    report = await follow_through_outage(settings, outage, src, "psg-subject", "psg-contract")
     assert report.family == "psg" and len(report.unsent) == 3  # EOG, EMG, ECG
     written = read_back(src)
     return Sent("psg-subject", "psg-contract", {}, {
