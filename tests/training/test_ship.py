@@ -22,11 +22,11 @@ def test_shipped_model_loads_and_matches_the_registry(name):
     for k in (4, 3, 2):
         assert -1.0 <= card.cv_metrics[f"kappa_{k}class"] <= 1.0
     assert card.feature_version == feature_version(card.family)
-    if card.family == "wearable":  # floors on Sleep-Accel LOSO, per set of inputs
+    if card.family == "wearable":  # the issue's floors on Sleep-Accel LOSO, per set of inputs
         sets = {s.inputs: s.cv_metrics for s in card.input_sets}
         assert set(sets) == {("activity", "heart_rate"), ("heart_rate",), ("activity",)}
-        both = sets[("activity", "heart_rate")]
-        floor3, floor4 = (0.45, 0.40) if card.kind == "causal" else (0.50, 0.45)
+        both = sets[("activity", "heart_rate")]  # the Sleep-Accel-only models' minus 0.01
+        floor3, floor4 = (0.491, 0.458) if card.kind == "causal" else (0.531, 0.492)
         assert both["kappa_3class_sleep-accel"] >= floor3
         assert both["kappa_4class_sleep-accel"] >= floor4
         hr_only = sets[("heart_rate",)]  # the issue's floors: 0.33 causal, 0.38 offline
