@@ -67,6 +67,13 @@ class TrainConfig(BaseModel):
                     "from a subset of them (heart rate alone, activity alone: the night's "
                     "subsets, computed as a device sending only them would give them)",
     )
+    apnoea_share: float = Field(
+        0.0, ge=0, le=1,
+        description="probability that a training crop of a night with simulated-apnoea rows "
+                    "(Sleep-Accel in the sleep-accel+slpdb corpus: heart rate alone with "
+                    "the cyclic swings of sleep apnoea added, training.datasets.apnoea) "
+                    "comes from them",
+    )
     cohort_balance: bool = Field(
         False, description="draw training crops so that every cohort gets the same share "
                            "(else nights are drawn in proportion to their length)")

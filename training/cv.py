@@ -39,6 +39,7 @@ __all__ = [
     "make_folds",
     "run_cv",
     "save_predictions",
+    "validation_nights",
 ]
 
 
@@ -194,13 +195,27 @@ def build_net(name: str, n_features: int, cfg: TrainConfig, stage_set: int = 4) 
         raise ValueError(msg) from None
 
 
+def validation_nights(val: Sequence[Night], apnoea_share: float) -> list[Night]:
+    """The nights to validate on: ``val``, plus simulated-apnoea versions where asked.
+
+    With ``apnoea_share`` > 0, each night that has :attr:`Night.simulated_apnoea` rows is
+    validated on a second time from them (:meth:`Night.as_simulated_apnoea`).
+    """
+    if apnoea_share <= 0:
+        return list(val)
+    return [*val, *(n.as_simulated_apnoea() for n in val if n.simulated_apnoea is not None)]
+
+
 def fit_net(
     name: str, train: Sequence[Night], val: Sequence[Night], cfg: TrainConfig,
     opts: TrainerOptions = TrainerOptions(), stage_set: int = 4,
 ) -> FitResult:
     """Train the net of model ``name`` on ``train`` with early stopping on ``val``.
 
-    The best state by ``cfg.monitor`` is kept; labels are of ``stage_set`` classes.
+    The best state by ``cfg.monitor`` is kept; labels are of ``stage_set`` classes. With
+    ``cfg.apnoea_share`` > 0 the validation nights' simulated-apnoea versions are validated
+    on as well (:func:`validation_nights`), so that the state kept also stages sleep that
+    looks like an apnoea patient's.
     """
     import lightning as L
     import torch
@@ -216,6 +231,7 @@ def fit_net(
     if opts.accelerator == "cpu" and opts.threads > 0:
         torch.set_num_threads(opts.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    val = validation_nights(val, cfg.apnoea_share)
     net = build_net(name, train[0].features.shape[-1], cfg, stage_set)
     net.set_feature_stats(*feature_stats([n.features for n in train],
                                          [n.validity() for n in train]))
@@ -223,7 +239,8 @@ def fit_net(
                           class_weights(train, cfg.class_weight_power, stage_set))
     dm = NightDataModule(train, val, cfg.crop_epochs, cfg.batch_size,
                          max_steps=cfg.max_steps, seed=cfg.seed, stage_set=stage_set,
-                         input_dropout=cfg.input_dropout, cohort_balance=cfg.cohort_balance)
+                         input_dropout=cfg.input_dropout, cohort_balance=cfg.cohort_balance,
+                         apnoea_share=cfg.apnoea_share)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     best = BestState(cfg.monitor, mode)
     trainer = L.Trainer(

@@ -74,23 +74,27 @@ class CropDataset(Dataset[Item]):
     cohort gets the same share (in proportion to length within it). With probability
     ``input_dropout`` a crop of a night that has :attr:`Night.subsets` comes from one of
     them, drawn uniformly: modality dropout, with the rows the stream computes when a
-    device sends only those inputs.
+    device sends only those inputs. With probability ``apnoea_share`` a crop of a night
+    that has :attr:`Night.simulated_apnoea` rows comes from them instead.
     """
 
     def __init__(
         self, nights: Sequence[Night], crop_epochs: int | None, length: int, seed: int = 0,
         stage_set: int = 4, *, input_dropout: float = 0.0, cohort_balance: bool = False,
+        apnoea_share: float = 0.0,
     ) -> None:
         if not nights:
             msg = "CropDataset needs at least one night; got none"
             raise ValueError(msg)
         self.nights = tuple(nights)
         self.crop_epochs, self.length, self.seed = crop_epochs, length, seed
-        self.input_dropout = input_dropout
+        self.input_dropout, self.apnoea_share = input_dropout, apnoea_share
         self.p = draw_weights(self.nights, cohort_balance)
         self.items = [night_item(n, stage_set) for n in self.nights]
         self.subsets = [[(rows, *item[1:]) for rows in n.subsets.values()]
                         for n, item in zip(self.nights, self.items, strict=True)]
+        self.apnoea = [None if n.simulated_apnoea is None else (n.simulated_apnoea, *item[1:])
+                       for n, item in zip(self.nights, self.items, strict=True)]
 
     def __len__(self) -> int:
         return self.length
@@ -99,7 +103,10 @@ class CropDataset(Dataset[Item]):
         rng = np.random.default_rng([self.seed, i])
         k = int(rng.choice(len(self.nights), p=self.p))
         item, n = self.items[k], len(self.nights[k])
-        if self.subsets[k] and rng.random() < self.input_dropout:
+        apnoea = self.apnoea[k]
+        if apnoea is not None and self.apnoea_share > 0 and rng.random() < self.apnoea_share:
+            item = apnoea
+        elif self.subsets[k] and rng.random() < self.input_dropout:
             item = self.subsets[k][int(rng.integers(len(self.subsets[k])))]
         if self.crop_epochs is None or n <= self.crop_epochs:
             return item
@@ -160,7 +167,7 @@ class NightDataModule(L.LightningDataModule):
         Whole nights per validation batch.
     stage_set : int
         Classes of the labels (4: W, light, deep, REM; 5: W, N1, N2, N3, REM).
-    input_dropout, cohort_balance
+    input_dropout, cohort_balance, apnoea_share
         How training crops are drawn (:class:`CropDataset`).
     """
 
@@ -178,6 +185,7 @@ class NightDataModule(L.LightningDataModule):
         stage_set: int = 4,
         input_dropout: float = 0.0,
         cohort_balance: bool = False,
+        apnoea_share: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -188,12 +196,14 @@ class NightDataModule(L.LightningDataModule):
         self.crop_epochs, self.batch_size, self.max_steps = crop_epochs, batch_size, max_steps
         self.seed, self.val_batch_size, self.stage_set = seed, val_batch_size, stage_set
         self.input_dropout, self.cohort_balance = input_dropout, cohort_balance
+        self.apnoea_share = apnoea_share
 
     def train_dataloader(self) -> DataLoader[Item]:
         """Seeded crops, ``max_steps * batch_size`` of them."""
         ds = CropDataset(self.train_nights, self.crop_epochs,
                          self.max_steps * self.batch_size, self.seed, self.stage_set,
-                         input_dropout=self.input_dropout, cohort_balance=self.cohort_balance)
+                         input_dropout=self.input_dropout, cohort_balance=self.cohort_balance,
+                         apnoea_share=self.apnoea_share)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
                           collate_fn=collate_nights)
 

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,10 @@ def load_dataset(dataset: str, data: str | Path, progress: bool = True) -> Night
     if dataset not in DATASET_FAMILY:
         msg = f"--dataset must be one of {sorted(DATASET_FAMILY)}; got {dataset!r}"
         raise ValueError(msg)
-    loader = {"sleep-accel": load_sleep_accel, "slpdb": load_slpdb,
-              "sleep-edf": load_sleep_edf, "sleep-accel+slpdb": load_wearable_cohorts}[dataset]
-    return loader(data, progress=progress)
+    loaders: dict[str, Callable[..., NightSet]] = {
+        "sleep-accel": load_sleep_accel, "slpdb": load_slpdb, "sleep-edf": load_sleep_edf,
+        "sleep-accel+slpdb": load_wearable_cohorts}
+    return loaders[dataset](data, progress=progress)
 
 
 def load_views(dataset: str, data: str | Path, nights: NightSet) -> dict[str, NightSet]:

@@ -65,6 +65,15 @@ def test_shipped_configs_validate():
     for dataset in DATASET_FAMILY:  # every corpus has both variants' configs
         for variant in ("causal", "offline"):
             assert config_path(dataset, variant) in paths
+    # the configs for training without an apnoea cohort: the main ones plus simulated apnoea
+    other = CONFIG_DIR / "no-apnoea-cohort"
+    assert sorted(p.name for p in other.glob("*.yaml")) == [
+        "sleep-accel+slpdb-wearable-causal.yaml", "sleep-accel+slpdb-wearable-offline.yaml"]
+    for variant in ("causal", "offline"):
+        cfg = load_config(config_path("sleep-accel+slpdb", variant, other))
+        main = load_config(config_path("sleep-accel+slpdb", variant))
+        assert cfg.apnoea_share == 0.5 and main.apnoea_share == 0.0
+        assert cfg.model_copy(update={"apnoea_share": 0.0}) == main
 
 
 def _tiny_configs(folder: Path) -> None:

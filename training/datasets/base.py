@@ -47,6 +47,10 @@ class Night:
         The same night's feature rows computed from fewer inputs (e.g. heart rate alone of a
         night with heart rate and activity), keyed by those inputs: what a device sending
         only them gives. Training draws them for input dropout; evaluation scores each.
+    simulated_apnoea : ndarray of float32, optional
+        Feature rows from the night's heart rate alone with sleep apnoea simulated on it
+        (:mod:`training.datasets.apnoea`): training crops may come from them
+        (``apnoea_share``); they are never tested on.
     """
 
     night: str
@@ -59,6 +63,7 @@ class Night:
     cohort: str = ""
     inputs: tuple[str, ...] = ()
     subsets: Mapping[tuple[str, ...], NDArray[np.float32]] = field(default_factory=dict)
+    simulated_apnoea: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.features.shape[0] != self.stages.shape[0]:
@@ -71,7 +76,10 @@ class Night:
             msg = (f"night {self.night}: validity of shape {self.valid.shape} for features of "
                    f"shape {self.features.shape}; it must be features.shape[:-1]")
             raise ValueError(msg)
-        for inputs, rows in self.subsets.items():
+        others = dict(self.subsets)
+        if self.simulated_apnoea is not None:
+            others[("simulated apnoea",)] = self.simulated_apnoea
+        for inputs, rows in others.items():
             if rows.shape != self.features.shape:
                 msg = (f"night {self.night}: features from {'+'.join(inputs)} have shape "
                        f"{rows.shape}, the night's {self.features.shape}; they must match")
@@ -84,7 +92,16 @@ class Night:
         """The night as a device sending only ``inputs`` gives it (``KeyError`` if unknown)."""
         if inputs == self.inputs:
             return self
-        return replace(self, features=self.subsets[inputs], inputs=inputs, subsets={})
+        return replace(self, features=self.subsets[inputs], inputs=inputs, subsets={},
+                       simulated_apnoea=None)
+
+    def as_simulated_apnoea(self) -> Night:
+        """The night from its :attr:`simulated_apnoea` rows (``ValueError`` if it has none)."""
+        if self.simulated_apnoea is None:
+            msg = f"night {self.night} has no simulated-apnoea rows"
+            raise ValueError(msg)
+        return replace(self, night=f"{self.night}~apnoea", features=self.simulated_apnoea,
+                       inputs=("heart_rate",), subsets={}, simulated_apnoea=None)
 
     def labels(self, stage_set: int) -> NDArray[np.int8]:
         """Class indices in a 5/4/3/2-class set; -1 where the epoch is not scored."""

@@ -27,6 +27,9 @@ COHORT_FOLDERS = {"sleep-accel": "sleep-accel-walch-cropped/cropped", "slpdb": "
 def load_wearable_cohorts(folder: str | PathLike[str], *, progress: bool = True) -> NightSet:
     """Sleep-Accel and SLPDB nights with wearable features, in one corpus.
 
+    Sleep-Accel's nights also carry rows with sleep apnoea simulated on their heart rate
+    (:attr:`Night.simulated_apnoea`), which training uses with ``apnoea_share`` > 0.
+
     Raises
     ------
     FileNotFoundError
@@ -38,7 +41,8 @@ def load_wearable_cohorts(folder: str | PathLike[str], *, progress: bool = True)
             msg = (f"{root / sub} not found: the corpus folder of sleep-accel+slpdb must hold "
                    f"{cohort} in {sub}/ (as ../shared/data does)")
             raise FileNotFoundError(msg)
-    accel = load_sleep_accel(root / COHORT_FOLDERS["sleep-accel"], progress=progress)
+    accel = load_sleep_accel(root / COHORT_FOLDERS["sleep-accel"], progress=progress,
+                             simulate_apnoea=True)
     slpdb = load_slpdb(root / COHORT_FOLDERS["slpdb"], family="wearable", progress=progress)
     return NightSet("sleep-accel+slpdb", "wearable", feature_names("wearable"),
                     (*accel.nights, *slpdb.nights))

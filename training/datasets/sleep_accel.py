@@ -19,18 +19,21 @@ from rich.progress import track
 from ingestors.errors import DataQualityWarning
 from ingestors.sleep_accel import SleepAccelNight, list_subjects, read_subject
 from models.features import compute_features, feature_names
+from training.datasets.apnoea import apnoea_heart_rate, apnoea_seed
 from training.datasets.base import Night, NightSet
 
 __all__ = ["load_sleep_accel", "night_from_sleep_accel"]
 
 
-def night_from_sleep_accel(night: SleepAccelNight) -> Night:
+def night_from_sleep_accel(night: SleepAccelNight, *, simulate_apnoea: bool = False) -> Night:
     """Compute the wearable feature rows of one Sleep-Accel night.
 
     The night's features use every input it has (heart rate, activity counts or
     acceleration turned into counts); with both, its ``subsets`` hold the rows of heart rate
     alone and of activity alone, computed by the same code with the other input missing:
-    what a watch sending one of them gives.
+    what a watch sending one of them gives. ``simulate_apnoea``: also the rows of its heart
+    rate alone with sleep apnoea simulated on it (:attr:`Night.simulated_apnoea`, seeded by
+    the subject, :mod:`training.datasets.apnoea`).
 
     Raises
     ------
@@ -59,11 +62,20 @@ def night_from_sleep_accel(night: SleepAccelNight) -> Night:
     subsets: dict[tuple[str, ...], NDArray[np.float32]] = (
         {("heart_rate",): rows(True, False), ("activity",): rows(False, True)}
         if len(inputs) == 2 else {})
+    apnoea = None
+    if simulate_apnoea and hr is not None:
+        rng = np.random.default_rng(apnoea_seed(night.subject))
+        apnoea = compute_features("wearable", hyp.start, len(hyp),
+                                  heart_rate=(hr[0], apnoea_heart_rate(
+                                      hr[0], hr[1], hyp.stages, rng, epoch_s=hyp.epoch_s)),
+                                  start_is_nominal=hyp.start_is_nominal)
     return Night(night.subject, night.subject, rows(True, True), hyp.stages, hyp.start,
-                 hyp.start_is_nominal, cohort="sleep-accel", inputs=inputs, subsets=subsets)
+                 hyp.start_is_nominal, cohort="sleep-accel", inputs=inputs, subsets=subsets,
+                 simulated_apnoea=apnoea)
 
 
-def load_sleep_accel(folder: str | PathLike[str], *, progress: bool = True) -> NightSet:
+def load_sleep_accel(folder: str | PathLike[str], *, progress: bool = True,
+                     simulate_apnoea: bool = False) -> NightSet:
     """Read every subject of a Sleep-Accel folder (release or cropped layout) as nights.
 
     Parameters
@@ -73,6 +85,8 @@ def load_sleep_accel(folder: str | PathLike[str], *, progress: bool = True) -> N
         wearable models are trained on) or a PhysioNet release folder with motion.
     progress : bool
         Show a progress bar.
+    simulate_apnoea : bool
+        Give every night simulated-apnoea rows as well (:func:`night_from_sleep_accel`).
     """
     subjects = list_subjects(folder)
     nights = []
@@ -81,5 +95,5 @@ def load_sleep_accel(folder: str | PathLike[str], *, progress: bool = True) -> N
             # repairs are listed in `problems`; training only needs the repaired data
             warnings.simplefilter("ignore", DataQualityWarning)
             raw = read_subject(folder, subject)
-        nights.append(night_from_sleep_accel(raw))
+        nights.append(night_from_sleep_accel(raw, simulate_apnoea=simulate_apnoea))
     return NightSet("sleep-accel", "wearable", feature_names("wearable"), tuple(nights))
