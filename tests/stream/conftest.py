@@ -36,18 +36,23 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 
-@pytest.fixture(scope="session")
-def input_set_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Untrained wearable models exported with :data:`WEARABLE_SETS` as their input sets."""
+def export_untrained_wearable(out: Path, input_sets: tuple[InputSet, ...] = ()) -> Path:
+    """Untrained wearable causal and offline models exported to ``out`` with the live
+    registry (for staging logic only), their cards listing ``input_sets``."""
     torch = pytest.importorskip("torch")
     from models.export import export_onnx
     from models.nets import CausalStager, OfflineStager
 
-    out = tmp_path_factory.mktemp("input-set-weights")
     names = feature_names("wearable")
     torch.manual_seed(0)
     for net in (CausalStager(len(names), "wearable"), OfflineStager(len(names), "wearable")):
         export_onnx(net.eval(), out, feature_names=names,
                     feature_version=feature_version("wearable"), commit="0000000",
-                    input_sets=WEARABLE_SETS)
+                    input_sets=input_sets)
     return out
+
+
+@pytest.fixture(scope="session")
+def input_set_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained wearable models exported with :data:`WEARABLE_SETS` as their input sets."""
+    return export_untrained_wearable(tmp_path_factory.mktemp("input-set-weights"), WEARABLE_SETS)

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.features import feature_names, feature_version
 from models.runtime import CardMismatchError
 from stream.engine import Session, SubjectProcessor
 from stream.schemas import SampleChunk
 from stream.staging import FamilyModels, night_summary
+from tests.stream.conftest import export_untrained_wearable
 
 START = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
 
@@ -18,17 +18,7 @@ START = datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Untrained wearable models exported with the live registry (staging logic only)."""
-    torch = pytest.importorskip("torch")
-    from models.export import export_onnx
-    from models.nets import CausalStager, OfflineStager
-
-    out = tmp_path_factory.mktemp("weights")
-    names = feature_names("wearable")
-    torch.manual_seed(0)
-    for net in (CausalStager(len(names), "wearable"), OfflineStager(len(names), "wearable")):
-        export_onnx(net.eval(), out, feature_names=names,
-                    feature_version=feature_version("wearable"), commit="0000000")
-    return out
+    return export_untrained_wearable(tmp_path_factory.mktemp("weights"))
 
 
 def _processor(n_epochs: int) -> tuple[Session, SubjectProcessor]:
