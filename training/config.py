@@ -3,7 +3,7 @@
 Files live in ``training/configs/<dataset>-<family>-<variant>.yaml`` (e.g.
 ``sleep-accel-wearable-causal.yaml``); the schema is :class:`TrainConfig` and every file
 documents it in its header. Unknown keys are errors, so a typo never silently falls back
-to a default.
+to a default, and so are keys given twice (YAML would keep the last one without a word).
 """
 
 from __future__ import annotations
@@ -98,6 +98,30 @@ def config_path(dataset: str, variant: str, folder: str | Path | None = None) ->
     return base / f"{dataset}-{DATASET_FAMILY[dataset]}-{variant}.yaml"
 
 
+def _read_yaml(path: Path) -> Any:
+    """Parse YAML, refusing a mapping that gives one key twice (naming the key and lines)."""
+    import yaml
+
+    class _UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    msg = (f"training config {path}: key {key!r} is given twice (lines "
+                           f"{seen[key]} and {line}); keep one")
+                    raise ValueError(msg)
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as err:
+        msg = f"training config {path} is not valid YAML: {err}"
+        raise ValueError(msg) from None
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate one YAML config.
 
@@ -108,13 +132,11 @@ def load_config(path: str | Path) -> TrainConfig:
     ValueError
         Naming the file, each bad field, what was expected and what was found.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         msg = f"training config {path} not found; copy one from training/configs/"
         raise FileNotFoundError(msg)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _read_yaml(path) or {}
     if not isinstance(data, dict):
         msg = f"training config {path} must be a YAML mapping; got {type(data).__name__}"
         raise ValueError(msg)

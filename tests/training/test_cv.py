@@ -55,6 +55,17 @@ def test_config_errors_name_the_field(tmp_path):
         load_config(bad)
 
 
+def test_a_key_given_twice_is_an_error_naming_it_and_its_lines(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("lr: 1.0e-3\nseed: 1\nlr: 3.0e-3\n")
+    with pytest.raises(ValueError, match=r"twice\.yaml: key 'lr' is given twice \(lines 1 and 3\)"):
+        load_config(twice)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lr: [1\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml is not valid YAML"):
+        load_config(broken)
+
+
 def test_shipped_configs_validate():
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
     assert len(paths) == 8
